@@ -1,0 +1,630 @@
+"""The ``scalebridge`` command.
+
+::
+
+    scalebridge [--debug] simulate MODEL [--method M] --t-end T [--n-points N] [--runs R]
+                [--seed S] [--workers W] [--scheduler ADDRESS] [--vars A,B]
+                [--units model|amount|concentration] [--param k=v ...] [--out FILE.csv|FILE.nc]
+                [--plot FILE.png] [--rtol X] [--atol X]
+    scalebridge info MODEL [--json]
+    scalebridge convert MODEL [--to sbml|antimony] --out FILE
+    scalebridge demo [NAME] [--out DIR]
+
+Conventions
+-----------
+* Exit status: 0 on success; 2 for bad input or options, found before anything is simulated
+  (:class:`~scalebridge.errors.InputError`, and click's own usage errors); 3 for a failure during
+  a run (:class:`~scalebridge.errors.SolverError`); 130 on Ctrl-C; 1 for anything else (a bug).
+* An error is ONE line on stderr, ``scalebridge: error: <where>: <reason>``, where ``<where>`` is
+  the file and element (or the option) at fault.  No traceback unless the global ``--debug``
+  option is given, which prints the traceback before that line.
+* Options are checked before the model is simulated: the output suffixes, the output directories,
+  ``--vars`` and ``--param`` names, and the method with its options.  Methods are passed through
+  to :func:`scalebridge.simulate` by name; which of them exist in this version is its business
+  (see :mod:`scalebridge.methods`).
+* Files are written atomically (temporary file + rename), so a failure never leaves a partial file.
+
+The command is a :class:`click.Group` whose :meth:`ScalebridgeGroup.main` owns the error handling,
+so the console script, ``python -m scalebridge`` and click's test runner all behave the same.
+Heavy modules (NumPy, xarray, libSBML, numba) are imported inside the commands, which keeps
+``--help`` fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from . import __version__
+from . import methods as _methods
+from .errors import InputError, ModelError, OptionError, ScalebridgeError, SolverError
+
+if TYPE_CHECKING:
+    from .model.network import ReactionNetwork
+
+__all__ = ["EXIT_FAILURE", "EXIT_INPUT", "EXIT_INTERRUPT", "EXIT_SOLVER", "cli", "main"]
+
+PROG = "scalebridge"
+# click >= 8.2 raises this for a bare `scalebridge`; older versions print the help and exit 0.
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+EXIT_INPUT = 2
+EXIT_SOLVER = 3
+EXIT_FAILURE = 1
+EXIT_INTERRUPT = 130  # 128 + SIGINT, as shells report it
+
+OUTPUT_SUFFIXES = {".csv": "CSV table", ".nc": "NetCDF"}
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+CONVERT_TARGETS = ("sbml", "antimony")
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _one_line(text: str) -> str:
+    """Collapse whitespace (libSBML and libAntimony messages span lines) into one line."""
+    return " ".join(str(text).split())
+
+
+def _methods_text() -> str:
+    names = ", ".join(_methods.METHOD_NAMES)
+    available = getattr(_methods, "AVAILABLE", _methods.METHOD_NAMES)
+    if tuple(available) == tuple(_methods.METHOD_NAMES):
+        return names
+    return f"{names} (available in this version: {', '.join(available)})"
+
+
+def _debug_requested(args: Sequence[str]) -> bool:
+    # --debug is a global option: it stands before the command name.  Scanning the words
+    # ourselves (rather than waiting for click) lets it apply to errors in parsing, too.
+    for word in args:
+        if word == "--":
+            return False
+        if word == "--debug":
+            return True
+        if not word.startswith("-"):
+            return False
+    return False
+
+
+class ScalebridgeGroup(click.Group):
+    """The top-level group; :meth:`main` maps exceptions to exit codes and one-line messages."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        code = run(self, argv, prog_name or PROG, **extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def run(command: click.Command, argv: list[str], prog_name: str = PROG, **extra: Any) -> int:
+    """Run ``command`` on ``argv`` and return the exit status (see the module docstring)."""
+    debug = _debug_requested(argv)
+    try:
+        with command.make_context(prog_name, argv, **extra) as ctx:
+            command.invoke(ctx)
+        return 0
+    except click.exceptions.Exit as e:  # --help, --version
+        return int(e.exit_code)
+    except _NO_ARGS_IS_HELP as e:
+        # A bare `scalebridge` asks what the command can do: the help is the answer.
+        click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
+        return 0
+    except click.UsageError as e:
+        return _report(_usage_message(e), EXIT_INPUT, debug)
+    except click.ClickException as e:
+        return _report(_one_line(e.format_message()), e.exit_code, debug)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        return _report("interrupted", EXIT_INTERRUPT, debug, prefix="")
+    except BrokenPipeError:
+        # The reader went away (`scalebridge simulate ... | head`): not an error worth a
+        # message.  Point stdout at devnull so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE
+    except InputError as e:
+        return _report(str(e), EXIT_INPUT, debug)
+    except SolverError as e:
+        return _report(_solver_message(e), EXIT_SOLVER, debug)
+    except ScalebridgeError as e:
+        return _report(str(e), EXIT_FAILURE, debug)
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        return _report(f"{where}{e.strerror or e}", EXIT_FAILURE, debug)
+    except Exception as e:  # a bug: say so, and how to see the traceback
+        msg = f"internal error: {type(e).__name__}: {e}"
+        if not debug:
+            msg += " (run with --debug for the traceback, and please report it)"
+        return _report(msg, EXIT_FAILURE, debug)
+
+
+def _report(message: str, code: int, debug: bool, *, prefix: str = "error: ") -> int:
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+    click.echo(f"{PROG}: {prefix}{_one_line(message)}", err=True)
+    return code
+
+
+def _usage_message(e: click.UsageError) -> str:
+    path = e.ctx.command_path if e.ctx is not None else PROG
+    return f"{path}: {_one_line(e.format_message())} (see '{path} --help')"
+
+
+def _solver_message(e: SolverError) -> str:
+    msg = str(e)
+    if e.variable and f"'{e.variable}'" not in msg:
+        msg += f" (variable '{e.variable}')"
+    if e.time is not None and "t = " not in msg:
+        msg += f" (t = {e.time:g})"
+    return msg
+
+
+@contextmanager
+def _where(prefix: str) -> Iterator[None]:
+    """Re-raise an :class:`InputError` as one that starts with ``prefix`` (file, option)."""
+    try:
+        yield
+    except ModelError as e:
+        if e.source:  # already names its file
+            raise
+        raise OptionError(f"{prefix}: {e}") from e
+    except InputError as e:
+        raise OptionError(f"{prefix}: {e}") from e
+
+
+def _load(path: str) -> ReactionNetwork:
+    from .api import load
+
+    return load(path)
+
+
+# ==================================================================================================
+# The group
+# ==================================================================================================
+_HELP = f"""Multiscale biomedical modelling: simulate reaction networks, describe and convert
+models, and run the built-in demos.
+
+Models are read by suffix: SBML (.xml, .sbml), Antimony (.ant, .antimony) or the ODE text
+format (.ode, .txt).
+
+\b
+Methods (simulate --method):
+  {_methods_text()}
+
+\b
+Exit status:
+  0 success; 2 bad input or options (one line on stderr, nothing simulated);
+  3 a run failed (the variable and the time are named); 130 interrupted.
+
+\b
+Examples:
+  scalebridge demo                              # built-in example, files in ./out
+  scalebridge info model.xml                    # what is in a model
+  scalebridge simulate model.xml --t-end 100 --n-points 201 --out run.csv
+  scalebridge convert model.xml --out model.ant # SBML to Antimony
+"""
+
+
+@click.group(
+    PROG,
+    cls=ScalebridgeGroup,
+    help=_HELP,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(
+    __version__, "-V", "--version", prog_name=PROG, message="%(prog)s %(version)s"
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="On an error, print the full traceback before the one-line message.",
+)
+def cli(debug: bool) -> None:
+    # --debug is read from the argument list by run() (so it covers parsing errors too).
+    del debug
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Console-script entry point: run the command line and exit with its status."""
+    cli.main(args=argv, prog_name=PROG)
+    raise AssertionError("unreachable: cli.main exits")  # pragma: no cover
+
+
+# ==================================================================================================
+# simulate
+# ==================================================================================================
+def _parse_params(items: Sequence[str]) -> dict[str, float]:
+    """``k=v`` items to a dict; values are plain numbers (no expressions, nothing evaluated)."""
+    from .model.parse import parse_number
+
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name, text = name.strip(), text.strip()
+        where = f"--param {item}"
+        if not sep or not name or not text:
+            raise OptionError(f"{where}: expected NAME=VALUE, e.g. --param k1=0.5")
+        if not _PARAM_NAME.match(name):
+            raise OptionError(f"{where}: '{name}' is not a model identifier")
+        try:
+            value = parse_number(text)
+        except ModelError:
+            raise OptionError(f"{where}: '{text}' is not a number") from None
+        if not math.isfinite(value):
+            raise OptionError(f"{where}: the value must be finite")
+        if name in out:
+            raise OptionError(f"{where}: '{name}' is given twice")
+        out[name] = value
+    return out
+
+
+def _check_params(net: ReactionNetwork, model: str, params: Mapping[str, float]) -> None:
+    for name in params:
+        if net.kind_of(name) not in ("parameter", "compartment", "species"):
+            raise OptionError(
+                f"{model}: --param {name}: the model has no parameter, compartment or species "
+                f"named '{name}'"
+            )
+
+
+def _parse_vars(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [v.strip() for v in text.split(",")]
+    if not all(names):
+        raise OptionError(f"--vars '{text}': expected names separated by commas, e.g. --vars A,B")
+    return names
+
+
+def _check_writable(path: Path, option: str) -> None:
+    parent = path.parent
+    if path.is_dir():
+        raise OptionError(f"{option} {path}: is a directory")
+    if not parent.is_dir():
+        raise OptionError(f"{option} {path}: directory '{parent}' does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OptionError(f"{option} {path}: directory '{parent}' is not writable")
+
+
+def _check_out(out: str | None) -> Path | None:
+    if out is None:
+        return None
+    p = Path(out)
+    suffix = p.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        known = ", ".join(f"{s} ({what})" for s, what in OUTPUT_SUFFIXES.items())
+        raise OptionError(f"--out {out}: unknown output format '{suffix or p.name}'; use {known}")
+    _check_writable(p, "--out")
+    return p
+
+
+def _check_plot(plot: str | None) -> Path | None:
+    if plot is None:
+        return None
+    p = Path(plot)
+    if p.suffix.lower() not in PLOT_SUFFIXES:
+        raise OptionError(
+            f"--plot {plot}: unknown figure format '{p.suffix or p.name}'; use "
+            f"{', '.join(PLOT_SUFFIXES[:-1])} or {PLOT_SUFFIXES[-1]}"
+        )
+    _check_writable(p, "--plot")
+    return p
+
+
+_SIMULATE_HELP = """Simulate MODEL with a method and write the trajectories.
+
+MODEL is an SBML (.xml, .sbml), Antimony (.ant, .antimony) or ODE text (.ode, .txt) file.
+The output has a column `time` and one column per reported variable (by default every
+species; ensembles report X-mean and X-sd).  Without --out the CSV table goes to stdout.
+
+Everything is checked before the run starts (file, method, options, names in --vars and
+--param, output suffixes): such mistakes exit with status 2 and one line on stderr.  A run
+that fails (a blow-up, a failed step) exits with status 3, naming the variable and the time.
+
+\b
+Examples:
+  scalebridge simulate model.xml --t-end 100 --n-points 201 --out run.csv
+  scalebridge simulate model.ant --t-end 50 --vars A,B --param k1=0.5 --param A=10
+  scalebridge simulate model.xml --t-end 10 --units amount --out run.nc --plot run.png
+"""
+
+
+@cli.command(
+    "simulate", help=_SIMULATE_HELP, short_help="Simulate a model; write CSV, NetCDF, a figure."
+)
+@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--method", "-m", default="ode", show_default=True, metavar="M",
+    help=f"Simulation method: {', '.join(_methods.METHOD_NAMES)}.",
+)  # fmt: skip
+@click.option(
+    "--t-end", "t_end", type=float, required=True, metavar="T",
+    help="Final time (in the model's time units); the run starts at 0.",
+)  # fmt: skip
+@click.option(
+    "--n-points", "n_points", type=click.IntRange(min=2), default=101, show_default=True,
+    metavar="N", help="Number of equally spaced output times, both ends included.",
+)  # fmt: skip
+@click.option(
+    "--runs", type=click.IntRange(min=1), default=None, metavar="R",
+    help="Number of trajectories (stochastic methods). [default: 1]",
+)  # fmt: skip
+@click.option(
+    "--seed", type=int, default=None, metavar="S",
+    help="Random seed (stochastic methods); the same seed gives the same result. "
+    "[default: fresh entropy]",
+)  # fmt: skip
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, metavar="W",
+    help="Worker processes for ensembles. [default: all local cores]",
+)  # fmt: skip
+@click.option(
+    "--scheduler", default=None, metavar="ADDRESS",
+    help="Address of a Dask scheduler to run ensembles on, e.g. tcp://host:8786.",
+)  # fmt: skip
+@click.option(
+    "--vars", "vars_", default=None, metavar="A,B",
+    help="Variables to report, separated by commas: species, compartments, parameters "
+    "(also those set by rules), reactions (their rates). [default: every species]",
+)  # fmt: skip
+@click.option(
+    "--units", type=click.Choice(["model", "amount", "concentration"]), default="model",
+    show_default=True,
+    help="How species are reported: 'model' as the model defines them (concentration unless "
+    "hasOnlySubstanceUnits), or all as amounts or all as concentrations.",
+)  # fmt: skip
+@click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE",
+    help="Set a parameter, compartment size or species initial value (species in their own "
+    "units); repeat for several.  VALUE is a plain number.",
+)  # fmt: skip
+@click.option(
+    "--out", "-o", default=None, metavar="FILE",
+    help="Write the result to FILE: .csv (table) or .nc (NetCDF with run statistics and "
+    "provenance). [default: CSV to stdout]",
+)  # fmt: skip
+@click.option(
+    "--plot", default=None, metavar="FILE.png",
+    help="Also draw the trajectories into a PNG (.pdf and .svg work too).",
+)  # fmt: skip
+@click.option(
+    "--rtol", type=float, default=None, metavar="X",
+    help="Relative tolerance of the integrator. [default: the method's, 1e-6 for ode]",
+)  # fmt: skip
+@click.option(
+    "--atol", type=float, default=None, metavar="X",
+    help="Absolute tolerance of the integrator, in the states' units. "
+    "[default: the method's, 1e-12 for ode]",
+)  # fmt: skip
+def simulate_cmd(
+    model: str,
+    method: str,
+    t_end: float,
+    n_points: int,
+    runs: int | None,
+    seed: int | None,
+    workers: int | None,
+    scheduler: str | None,
+    vars_: str | None,
+    units: str,
+    params: tuple[str, ...],
+    out: str | None,
+    plot: str | None,
+    rtol: float | None,
+    atol: float | None,
+) -> None:
+    # Cheap checks of the options first, then the model, then names against the model.
+    out_path = _check_out(out)
+    plot_path = _check_plot(plot)
+    values = _parse_params(params)
+    names = _parse_vars(vars_)
+    method_options: dict[str, Any] = {}
+    for key, given in (("rtol", rtol), ("atol", atol)):
+        if given is not None:  # only options the user set: other methods may not take them
+            method_options[key] = given
+    try:  # an unknown or unavailable method, or bad method options
+        _methods.get_method(method, **method_options)
+    except OptionError as e:
+        if f"method '{method}'" in str(e):
+            raise
+        raise OptionError(f"--method {method}: {e}") from e
+    from .problem import time_grid
+
+    with _where("--t-end"):
+        time_grid(t_end, n_points)
+
+    from .api import simulate
+    from .problem import check_vars
+
+    net = _load(model)
+    _check_params(net, model, values)
+    if names is not None:
+        with _where(f"{model}: --vars"):
+            check_vars(net, names)
+
+    # The place for a progress display (rich) of long ensembles, once a method reports progress.
+    try:
+        res = simulate(
+            net, method, t_end=t_end, n_points=n_points, runs=runs, seed=seed, workers=workers,
+            scheduler=scheduler, vars=names, units=units, params=values, **method_options,
+        )  # fmt: skip
+    except SolverError as e:
+        raise SolverError(f"{model}: run failed: {e}", variable=e.variable, time=e.time) from e
+
+    if out_path is None:
+        table = res.to_dataframe()
+        table.to_csv(sys.stdout, index=False, lineterminator="\n", na_rep="NaN")
+        sys.stdout.flush()
+    elif out_path.suffix.lower() == ".nc":
+        res.to_netcdf(out_path)
+    else:
+        res.to_csv(out_path)
+    if plot_path is not None:
+        res.plot(plot_path)
+    for path in (out_path, plot_path):
+        if path is not None:
+            _note(f"wrote {path}")
+
+
+def _note(text: str) -> None:
+    click.echo(f"{PROG}: {text}", err=True)
+
+
+# ==================================================================================================
+# info
+# ==================================================================================================
+_INFO_HELP = """Describe MODEL: compartments, species, parameters, reactions (equations and rate
+laws), function definitions, rules, initial assignments, events and the conservation laws of
+the stoichiometry.
+
+With --json the same description is printed as one JSON object (sections as keys), for
+programs.
+
+\b
+Examples:
+  scalebridge info model.xml
+  scalebridge info model.ant --json > model.json
+"""
+
+
+@cli.command("info", help=_INFO_HELP, short_help="Describe a model (text or --json).")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def info_cmd(model: str, as_json: bool) -> None:
+    from .model.describe import describe, describe_text
+
+    net = _load(model)
+    if as_json:
+        click.echo(json.dumps(describe(net), indent=2, allow_nan=False))
+    else:
+        click.echo(describe_text(net).rstrip("\n"))
+
+
+# ==================================================================================================
+# convert
+# ==================================================================================================
+def _format_of_suffix(path: Path) -> str | None:
+    from .api import ANTIMONY_SUFFIXES, ODE_TEXT_SUFFIXES, SBML_SUFFIXES
+
+    suffix = path.suffix.lower()
+    if suffix in SBML_SUFFIXES:
+        return "sbml"
+    if suffix in ANTIMONY_SUFFIXES:
+        return "antimony"
+    if suffix in ODE_TEXT_SUFFIXES:
+        return "ode-text"
+    return None
+
+
+def _convert_target(to: str | None, out: Path) -> str:
+    implied = _format_of_suffix(out)
+    if to is None:
+        if implied not in CONVERT_TARGETS:
+            raise OptionError(
+                f"--out {out}: cannot tell the format from '{out.suffix or out.name}'; give "
+                "--to sbml|antimony or use .xml/.sbml (SBML) or .ant/.antimony (Antimony)"
+            )
+        assert implied is not None
+        return implied
+    if implied is not None and implied != to:
+        # scalebridge (and most tools) would later read the file by its suffix: refuse to write
+        # a file whose name promises another format.
+        raise OptionError(
+            f"--out {out}: the suffix '{out.suffix}' means {implied}, but --to is {to}"
+        )
+    return to
+
+
+_CONVERT_HELP = """Convert MODEL to SBML (Level 3 Version 2) or Antimony.
+
+The target format is --to, or else the suffix of --out: .xml/.sbml for SBML,
+.ant/.antimony for Antimony.  The file is written atomically (a temporary file is renamed
+onto it), so an existing file is replaced only by a complete one.
+
+\b
+Examples:
+  scalebridge convert model.xml --out model.ant
+  scalebridge convert model.ant --to sbml --out model.xml
+  scalebridge convert model.ode --out model.xml   # ODE text to SBML (rate rules)
+"""
+
+
+@cli.command("convert", help=_CONVERT_HELP, short_help="Convert a model to SBML or Antimony.")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--to", "to", type=click.Choice(CONVERT_TARGETS), default=None,
+    help="Target format. [default: from the suffix of --out]",
+)  # fmt: skip
+@click.option("--out", "-o", required=True, metavar="FILE", help="The file to write.")
+def convert_cmd(model: str, to: str | None, out: str) -> None:
+    from ._io import atomic_write_text
+
+    out_path = Path(out)
+    target = _convert_target(to, out_path)
+    _check_writable(out_path, "--out")
+    net = _load(model)
+    if target == "sbml":
+        from .model.sbml import write_sbml_string
+
+        text = write_sbml_string(net)
+    else:
+        from .model.antimony import to_antimony
+
+        text = to_antimony(net)
+    atomic_write_text(out_path, text)
+    _note(f"wrote {out_path} ({target})")
+
+
+# ==================================================================================================
+# demo
+# ==================================================================================================
+def _demo_help() -> str:
+    from .demo import DEFAULT_DEMO, DEMO_DESCRIPTIONS
+
+    listing = "\n".join(f"  {name:<16}{text}" for name, text in DEMO_DESCRIPTIONS.items())
+    return f"""Run a built-in demo and write its files (trajectories as CSV and NetCDF,
+figures, and summary.md with the numbers of this run) into DIR.
+
+\b
+Demos (NAME, default {DEFAULT_DEMO}):
+{listing}
+
+\b
+Examples:
+  scalebridge demo
+  scalebridge demo gene-feedback --out results/
+"""
+
+
+@cli.command("demo", help=_demo_help(), short_help="Run a built-in demo (default: gene-feedback).")
+@click.argument("name", required=False, default=None)
+@click.option(
+    "--out", "-o", default="out", show_default=True, metavar="DIR",
+    help="Directory for the demo's files (created if missing).",
+)  # fmt: skip
+def demo_cmd(name: str | None, out: str) -> None:
+    from .demo import DEFAULT_DEMO, run_demo
+
+    report = run_demo(name or DEFAULT_DEMO, out)
+    click.echo(f"demo {report.name}: wrote {len(report.files)} files to {report.directory}")
+    for f in report.files:
+        click.echo(f"  {f}")
+    summary = report.directory / "summary.md"
+    if summary in report.files:
+        click.echo(f"read {summary} for the results")

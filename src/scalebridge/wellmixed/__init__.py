@@ -1,0 +1,1 @@
+"""Methods for well-mixed reaction networks."""
