@@ -21,6 +21,7 @@ _LAZY = {
     "load": "scalebridge.api",
     "simulate": "scalebridge.api",
     "solve": "scalebridge.api",
+    "steady_state": "scalebridge.wellmixed.steady",
     "from_antimony": "scalebridge.api",
     "Result": "scalebridge.results",
     "TimeCourse": "scalebridge.problem",
@@ -49,6 +50,7 @@ __all__ = [
     "load",
     "simulate",
     "solve",
+    "steady_state",
 ]
 
 if TYPE_CHECKING:
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     from .model.network import ReactionNetwork
     from .problem import TimeCourse
     from .results import Result
+    from .wellmixed.steady import steady_state
 
 
 def __getattr__(name: str) -> Any:

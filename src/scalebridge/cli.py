@@ -517,6 +517,67 @@ def info_cmd(model: str, as_json: bool) -> None:
 
 
 # ==================================================================================================
+# steady-state
+# ==================================================================================================
+_STEADY_HELP = """Find a steady state of MODEL's rate equations, f(y*) = 0, on the surface its
+conservation laws define, and say whether it is stable (eigenvalues of the Jacobian there).
+
+Newton's method starts from the model's initial state (after --param changes); when it cannot
+converge, the model is first integrated forward. Models with events or with rates that depend
+on time are refused. Species are reported as SBML defines them unless --units says otherwise.
+
+\b
+Examples:
+  scalebridge steady-state model.xml
+  scalebridge steady-state model.ant --param k1=0.2 --vars A,B --json
+"""
+
+
+@cli.command("steady-state", help=_STEADY_HELP, short_help="Find and classify a steady state.")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--vars", "vars_", metavar="A,B", help="Variables to report (default: species).")
+@click.option(
+    "--units",
+    type=click.Choice(["model", "amount", "concentration"]),
+    default="model",
+    show_default=True,
+    help="Report species as the model defines them, or all as amounts or concentrations.",
+)
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Change a value.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def steady_state_cmd(
+    model: str, vars_: str | None, units: str, params: Sequence[str], as_json: bool
+) -> None:
+    from .problem import check_vars
+    from .wellmixed.steady import steady_state
+
+    values = _parse_params(params)
+    names = _parse_vars(vars_)
+    net = _load(model)
+    _check_params(net, model, values)
+    if names is not None:
+        with _where(model):
+            check_vars(net, names)
+    with _where(model):
+        ss = steady_state(net, params=values, vars=names, units=units)
+    if as_json:
+        click.echo(json.dumps(ss.to_dict(), indent=2, allow_nan=False))
+        return
+    width = max((len(k) for k in ss.values), default=1)
+    for k, val in ss.values.items():
+        click.echo(f"{k:<{width}}  {val:.12g}")
+    eig = ", ".join(
+        f"{z.real:.6g}{z.imag:+.6g}j" if z.imag else f"{z.real:.6g}" for z in ss.eigenvalues
+    )
+    click.echo(f"stable: {'yes' if ss.stable else 'no'} (eigenvalues: {eig or 'none'})")
+    if ss.conservation_laws:
+        click.echo("conserved: " + "; ".join(ss.conservation_laws))
+    click.echo(
+        f"method: {ss.method}, {ss.iterations} Newton iterations, residual {ss.residual:.3g}"
+    )
+
+
+# ==================================================================================================
 # convert
 # ==================================================================================================
 def _format_of_suffix(path: Path) -> str | None:

@@ -87,6 +87,43 @@ def test_refactor_with_new_values() -> None:
     assert np.allclose(C.toarray() @ x, b, rtol=0, atol=1e-8 * np.max(np.abs(x)))
 
 
+def test_dense_tail_refactorization() -> None:
+    n = 100
+    A = _random_sparse(n, 0.05, 4, dominant=True)
+    S = SparseLU.from_matrix(A)
+    S.factor(A.data)
+    k0 = int(S.factors.info[sparse_lu.INFO_K0])
+    assert 0 < k0 < n  # the trailing block is refactored densely
+    rng = np.random.default_rng(9)
+    B = A.copy()
+    B.data = A.data * rng.uniform(0.5, 1.5, A.nnz)
+    assert S.refactor(B.data)
+    # the same refactorization done column by column throughout
+    T = SparseLU.from_matrix(A, order=S.factors.q)
+    T.factor(A.data)
+    T.factors.info[sparse_lu.INFO_K0] = n
+    assert T.refactor(B.data)
+    lnz = int(S.factors.info[sparse_lu.INFO_LNZ])
+    unz = int(S.factors.info[sparse_lu.INFO_UNZ])
+    assert np.array_equal(S.factors.Li[:lnz], T.factors.Li[:lnz])
+    assert np.allclose(S.factors.Lx[:lnz], T.factors.Lx[:lnz], rtol=1e-12, atol=1e-14)
+    assert np.allclose(S.factors.Ux[:unz], T.factors.Ux[:unz], rtol=1e-12, atol=1e-14)
+    b = rng.standard_normal(n)
+    assert np.allclose(S.solve(b), np.linalg.solve(B.toarray(), b), rtol=1e-11, atol=1e-12)
+    # make the first pivot of the dense block vanish: refused, then factored afresh
+    col = int(S.factors.q[k0])
+    row = int(np.flatnonzero(S.factors.pinv == k0)[0])
+    u_kk = S.factors.Ux[S.factors.Up[k0 + 1] - 1]  # the pivot, U[k0, k0]
+    C = B.copy()
+    (pos,) = [p for p in range(C.indptr[col], C.indptr[col + 1]) if C.indices[p] == row]
+    C.data[pos] -= u_kk
+    n_factor = int(S.factors.info[sparse_lu.INFO_N_FACTOR])
+    assert not S.refactor(C.data)
+    assert int(S.factors.info[sparse_lu.INFO_N_FACTOR]) == n_factor + 1
+    x = S.solve(b)
+    assert np.allclose(C.toarray() @ x, b, rtol=0, atol=1e-9 * np.max(np.abs(x)))
+
+
 @pytest.mark.parametrize("kind", ["dense", "COLAMD", "MMD_AT_PLUS_A", "NATURAL"])
 def test_singular_matrix_is_reported(kind: str) -> None:
     A = _random_sparse(40, 0.1, 6, dominant=True).toarray()

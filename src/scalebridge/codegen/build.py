@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -100,6 +101,18 @@ class CompiledModel:
     events: list[EventInfo]
     root_labels: list[str]
     derived_exprs: dict[str, Expr] = field(repr=False, default_factory=dict)
+    _pool: dict[str, list[Any]] = field(repr=False, default_factory=dict)
+
+    def take(self, kind: str) -> Any | None:
+        """A reusable object (e.g. an integrator workspace) kept for this model, or None.
+
+        Each taken object serves one run at a time; :meth:`give` returns it to the pool.
+        """
+        items = self._pool.get(kind)
+        return items.pop() if items else None
+
+    def give(self, kind: str, item: Any) -> None:
+        self._pool.setdefault(kind, []).append(item)
 
     @property
     def n_states(self) -> int:

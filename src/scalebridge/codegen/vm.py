@@ -126,7 +126,7 @@ class Kernel(NamedTuple):
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def _factorial(x: float) -> float:
-    if x < 0.0 or x != math.floor(x):
+    if x < 0.0 or x != np.floor(x):
         return math.gamma(x + 1.0) if x > -1.0 else np.nan
     return math.gamma(x + 1.0)
 
@@ -143,10 +143,11 @@ def _unary(f: int, x: float) -> float:
         return math.sqrt(x) if x >= 0.0 else np.nan
     if f == F_ABS:
         return abs(x)
+    # np.floor/np.ceil stay in float64 (math.floor goes through int64 and wraps).
     if f == F_FLOOR:
-        return math.floor(x)
+        return np.floor(x)
     if f == F_CEIL:
-        return math.ceil(x)
+        return np.ceil(x)
     if f == F_FACT:
         return _factorial(x)
     if f == F_SIN:
@@ -207,7 +208,7 @@ def _binary(f: int, a: float, b: float) -> float:
     if f == F2_REM:
         return np.fmod(a, b) if b != 0.0 else np.nan
     if f == F2_QUOT:
-        return float(math.trunc(a / b)) if b != 0.0 else np.nan
+        return np.trunc(a / b) if b != 0.0 else np.nan
     if f == F2_LOGB:  # logb(base=a, x=b)
         if a <= 0.0 or b < 0.0:
             return np.nan
@@ -219,7 +220,7 @@ def _binary(f: int, a: float, b: float) -> float:
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def _pow(a: float, b: float) -> float:
-    if a < 0.0 and b != math.floor(b):
+    if a < 0.0 and b != np.floor(b):
         return np.nan
     return a**b
 

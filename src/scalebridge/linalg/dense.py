@@ -13,6 +13,8 @@ stops and reports the step.  The solution of such a system would be dominated by
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -22,7 +24,8 @@ EPS = float(np.finfo(np.float64).eps)
 # the runtime's reference counting (``_nrt=False``, as numba does for its own non-allocating
 # helpers): the atomic count updates on every array handed between compiled functions
 # otherwise take most of the time of a step for small models (measured: 3x).
-_jit = njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
+_JIT_OPTIONS: dict[str, Any] = dict(cache=True, error_model="numpy", nogil=True, _nrt=False)
+_jit = njit(**_JIT_OPTIONS)
 
 
 @_jit

@@ -347,7 +347,13 @@ def to_infix(e: Expr, constants: Mapping[str, str] | None = None) -> str:
         if op in ("add", "mul") and len(args) >= 2:
             p = _PREC[op]
             sym = " + " if op == "add" else " * "
-            s = sym.join(rec(a, p) for a in args)
+            # The parser reads a + b - c as (a + b) - c and a + b + c as one sum: a nested
+            # sum (product) anywhere, or a difference (quotient) after the first term, needs
+            # parentheses to be read back as the same tree.
+            s = sym.join(
+                rec(a, p + 1 if i or (isinstance(a, Call) and a.op == op) else p)
+                for i, a in enumerate(args)
+            )
             return f"({s})" if parent > p else s
         if op == "add" and len(args) < 2:
             return rec(args[0], parent) if args else "0"
@@ -412,16 +418,57 @@ def _div(a: float, b: float) -> float:
     return a / b
 
 
+def _odd_integer(b: float) -> bool:
+    return math.isfinite(b) and b == math.floor(b) and math.fmod(b, 2.0) != 0.0
+
+
 def _pow(a: float, b: float) -> float:
+    # C99 pow, except that a negative base to a non-integer power is NaN (also for -inf).
+    if a < 0 and math.isfinite(b) and b != math.floor(b):
+        return math.nan
     try:
         r = a**b
-    except ZeroDivisionError:
-        return math.inf
-    except OverflowError:
-        return math.inf
+    except (ZeroDivisionError, OverflowError):
+        # 0 to a negative power, or overflow: infinite, negative for a negative base (or -0)
+        # to an odd integer power.
+        neg = math.copysign(1.0, a) < 0 and _odd_integer(b)
+        return -math.inf if neg else math.inf
     if isinstance(r, complex):
         return math.nan
     return float(r)
+
+
+def _ln(x: float) -> float:
+    return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
+
+
+def _log10(x: float) -> float:
+    return math.log10(x) if x > 0 else (-math.inf if x == 0 else math.nan)
+
+
+def _integral(fn: Callable[[float], int]) -> Callable[[float], float]:
+    # floor/ceiling of inf and NaN are themselves (math.floor raises on them).
+    return lambda x: float(fn(x)) if math.isfinite(x) else x
+
+
+def _sinh(x: float) -> float:
+    try:
+        return math.sinh(x)
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+def _cosh(x: float) -> float:
+    try:
+        return math.cosh(x)
+    except OverflowError:
+        return math.inf
+
+
+def _atanh(x: float) -> float:
+    if abs(x) < 1:
+        return math.atanh(x)
+    return math.copysign(math.inf, x) if abs(x) == 1 else math.nan
 
 
 def _factorial(x: float) -> float:
@@ -431,34 +478,39 @@ def _factorial(x: float) -> float:
 
 
 def _rem(a: float, b: float) -> float:
-    return math.fmod(a, b) if b != 0 else math.nan
+    # C fmod: the sign of the dividend; fmod(+-inf, b) is NaN.
+    return math.fmod(a, b) if b != 0 and not math.isinf(a) else math.nan
 
 
 def _quotient(a: float, b: float) -> float:
-    return float(math.trunc(a / b)) if b != 0 else math.nan
+    # a / b truncated toward zero; an infinite or NaN quotient is kept.
+    if b == 0:
+        return math.nan
+    q = a / b
+    return float(math.trunc(q)) if math.isfinite(q) else q
 
 
 UNARY_IMPL: dict[str, Callable[[float], float]] = {
     "exp": _safe(math.exp),
-    "ln": _safe(math.log),
-    "log10": _safe(math.log10),
+    "ln": _ln,
+    "log10": _log10,
     "sqrt": _safe(math.sqrt),
     "abs": abs,
-    "floor": _safe(math.floor),
-    "ceiling": _safe(math.ceil),
+    "floor": _integral(math.floor),
+    "ceiling": _integral(math.ceil),
     "factorial": _safe(_factorial),
-    "sin": math.sin,
-    "cos": math.cos,
+    "sin": _safe(math.sin),
+    "cos": _safe(math.cos),
     "tan": _safe(math.tan),
-    "sec": _safe(lambda x: 1.0 / math.cos(x)),
-    "csc": _safe(lambda x: 1.0 / math.sin(x)),
-    "cot": _safe(lambda x: 1.0 / math.tan(x)),
-    "sinh": _safe(math.sinh),
-    "cosh": _safe(math.cosh),
+    "sec": _safe(lambda x: _div(1.0, math.cos(x))),
+    "csc": _safe(lambda x: _div(1.0, math.sin(x))),
+    "cot": _safe(lambda x: _div(1.0, math.tan(x))),
+    "sinh": _sinh,
+    "cosh": _cosh,
     "tanh": math.tanh,
-    "sech": _safe(lambda x: 1.0 / math.cosh(x)),
-    "csch": _safe(lambda x: 1.0 / math.sinh(x)),
-    "coth": _safe(lambda x: 1.0 / math.tanh(x)),
+    "sech": lambda x: _div(1.0, _cosh(x)),
+    "csch": lambda x: _div(1.0, _sinh(x)),
+    "coth": lambda x: _div(1.0, math.tanh(x)),
     "arcsin": _safe(math.asin),
     "arccos": _safe(math.acos),
     "arctan": math.atan,
@@ -467,7 +519,7 @@ UNARY_IMPL: dict[str, Callable[[float], float]] = {
     "arccot": _safe(lambda x: math.atan(1.0 / x) if x != 0 else math.pi / 2),
     "arcsinh": math.asinh,
     "arccosh": _safe(math.acosh),
-    "arctanh": _safe(math.atanh),
+    "arctanh": _atanh,
     "arcsech": _safe(lambda x: math.acosh(1.0 / x)),
     "arccsch": _safe(lambda x: math.asinh(1.0 / x)),
     "arccoth": _safe(lambda x: math.atanh(1.0 / x)),
@@ -536,7 +588,12 @@ def evaluate(
             return rate_of(target.name)
         v = [rec(a) for a in args]
         if op == "add":
-            return math.fsum(v) if len(v) > 2 else sum(v, 0.0)
+            # Left to right, as the compiled kernels add (math.fsum differs in the last bits
+            # and raises on inf - inf).
+            r = v[0] if v else 0.0
+            for x in v[1:]:
+                r += x
+            return r
         if op == "mul":
             r = 1.0
             for x in v:
@@ -552,8 +609,8 @@ def evaluate(
             return _pow(v[0], v[1])
         if op == "root":
             return _pow(v[1], _div(1.0, v[0]))
-        if op == "logb":
-            return _div(_safe(math.log)(v[1]), _safe(math.log)(v[0]))
+        if op == "logb":  # no logarithm to a base <= 0
+            return math.nan if v[0] <= 0 else _div(_ln(v[1]), _ln(v[0]))
         if op in UNARY_IMPL:
             return UNARY_IMPL[op](v[0])
         if op == "min":
@@ -742,14 +799,16 @@ def diff(e: Expr, var: str) -> Expr:
     """
     if var not in symbols(e):
         return ZERO
-    memo: dict[int, Expr] = {}
+    # Keyed by id; the node is kept with its derivative so that a temporary node's id
+    # (e.g. 1/n of root(n, x)) is not reused by a later node while the memo lives.
+    memo: dict[int, tuple[Expr, Expr]] = {}
 
     def d(node: Expr) -> Expr:
         key = id(node)
         if key in memo:
-            return memo[key]
+            return memo[key][1]
         r = _d(node)
-        memo[key] = r
+        memo[key] = (node, r)
         return r
 
     def _d(node: Expr) -> Expr:
@@ -820,8 +879,8 @@ def diff(e: Expr, var: str) -> Expr:
             return _fold_piecewise(tuple(pieces))
         if op in BOOLEAN_OPS or op in ("floor", "ceiling", "factorial", "quotient"):
             return ZERO
-        if op == "rem":
-            return d(a[0])
+        if op == "rem":  # rem(u, v) = u - v * quotient(u, v)
+            return sub(d(a[0]), mul(Call("quotient", a), d(a[1])))
         if op == "rateOf":
             raise UnsupportedFeatureError("derivative of rateOf")
         if op in _UNARY_DERIV:

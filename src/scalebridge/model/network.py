@@ -20,7 +20,7 @@ Conventions (SBML Level 3 semantics):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -318,6 +318,7 @@ class ReactionNetwork:
         from ..errors import ModelError
 
         values = dict(values)
+        given = set(values)
         params = []
         for p in self.parameters:
             if p.id in values:
@@ -343,9 +344,9 @@ class ReactionNetwork:
                 f"no parameter, compartment or species named '{name}' in model '{self.id}'",
                 element=name,
             )
-        # A changed value must not be overridden by an initial assignment to the same symbol.
-        changed = _changed_names(self, params, comps, species)
-        ias = tuple(a for a in self.initial_assignments if a.symbol not in changed)
+        # A given value must not be overridden by an initial assignment to the same symbol,
+        # even when it equals the declared value.
+        ias = tuple(a for a in self.initial_assignments if a.symbol not in given)
         return self.replace(
             parameters=tuple(params),
             compartments=tuple(comps),
@@ -359,15 +360,3 @@ class ReactionNetwork:
             f"{len(self.parameters)} parameters, {len(self.compartments)} compartments, "
             f"{len(self.assignment_rules) + len(self.rate_rules)} rules, {len(self.events)} events"
         )
-
-
-def _changed_names(
-    net: ReactionNetwork,
-    params: Iterable[Parameter],
-    comps: Iterable[Compartment],
-    species: Iterable[Species],
-) -> set[str]:
-    out = {p.id for p in params if net.parameter_map.get(p.id) != p}
-    out |= {c.id for c in comps if net.compartment_map.get(c.id) != c}
-    out |= {s.id for s in species if net.species_map.get(s.id) != s}
-    return out

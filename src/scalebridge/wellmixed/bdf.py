@@ -25,15 +25,25 @@ failure); the backward differences are then rescaled to the new step, and orders
 is the degree-``k`` polynomial through ``y_{n+1}, y_n, ..., y_{n+1-k}`` (Newton backward form),
 used for output on a time grid and for locating roots.
 
-Linear algebra
---------------
+Newton iteration and linear algebra
+-----------------------------------
+The iteration is converged when the predicted remaining error ``rate / (1 - rate) ||delta||``
+(weighted norm, ``rate`` the observed contraction) is below ``0.01 / (error constant)``, i.e.
+1 % of the error-test bound on ``d``; a single iteration suffices when a contraction rate
+measured on earlier steps with the same matrix makes ``rate ||delta||`` that small (CVODE's
+test).  It has failed when it diverges (``rate >= 1``, or the error predicted after the
+remaining iterations is too large) or has not converged in 4 iterations.  After a failure the
+matrix is refactored if ``c`` has changed, else the Jacobian is re-evaluated, else the step is
+cut by 4; 20 consecutive failures end the run.
+
 The Jacobian ``J`` (analytic, from :func:`scalebridge.codegen.vm.jac`, in CSR order) is evaluated
-only when the Newton iteration fails or converges slowly with the one in hand; the iteration
-matrix is refactored when ``c`` has moved more than 30 % from the value it was factored for
-(otherwise the Newton correction is scaled by ``2 / (1 + c / c_LU)`` as in CVODE).  Small systems
-use a dense LU with partial pivoting (:mod:`scalebridge.linalg.dense`); large sparse ones the
-Gilbert-Peierls sparse LU with a fill-reducing column order and fast numerical refactorization
-(:mod:`scalebridge.linalg.sparse`); see :func:`choose_linear_solver` for the rule.
+only when the iteration fails with the one in hand, or after a step that needed all 4
+iterations.  The iteration matrix is refactored when ``c`` has moved more than 30 % from the
+value it was factored for (otherwise the Newton correction is scaled by ``2 / (1 + c / c_LU)``,
+as in CVODE).  Small systems use a dense LU with partial pivoting
+(:mod:`scalebridge.linalg.dense`); large sparse ones the Gilbert-Peierls sparse LU with a
+fill-reducing column order and fast numerical refactorization (:mod:`scalebridge.linalg.sparse`);
+see :func:`choose_linear_solver` for the rule.
 
 Contract of one call
 --------------------
@@ -79,7 +89,9 @@ EPS = float(np.finfo(np.float64).eps)
 # the runtime's reference counting (``_nrt=False``, as numba does for its own non-allocating
 # helpers): the atomic count updates on every array handed between compiled functions
 # otherwise take most of the time of a step for small models (measured: 3x).
-_jit = njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
+_JIT_OPTIONS: dict[str, Any] = dict(cache=True, error_model="numpy", nogil=True, _nrt=False)
+_jit = njit(**_JIT_OPTIONS)
+
 MAX_ORDER = 5
 NEWTON_MAXITER = 4
 MIN_FACTOR = 0.2  # smallest step-size ratio after an error-test failure
@@ -888,35 +900,29 @@ def _integrate(
 
 # --- Python layer ---------------------------------------------------------------------------
 
-SPARSE_MIN_N = 50  # below this the dense LU is always used
-SPARSE_WORK_RATIO = 1.0 / 3.0  # sparse when its refactorization work is below this share
+SPARSE_MIN_N = 64  # below this the dense LU is always used
+SPARSE_SPEED = sparse_lu.DENSE_SPEEDUP  # dense multiply-adds per sparse one in equal time
+SPARSE_GAIN = 2.0  # predicted speed-up the sparse LU must offer
 
 
-def choose_linear_solver(n: int, sparse_work: float) -> str:
+def choose_linear_solver(n: int, sparse_work: float, dense_tail: float = 0.0) -> str:
     """The linear solver ``"auto"`` picks: ``"sparse"`` when ``n >= SPARSE_MIN_N`` and
 
-        sparse_work <= SPARSE_WORK_RATIO * n^3 / 3,
+        SPARSE_GAIN * (SPARSE_SPEED * sparse_work + dense_tail) <= n^3 / 3,
 
-    else ``"dense"``.  ``sparse_work`` counts the multiply-adds of a sparse numerical
-    refactorization of ``I - c J`` (from a trial factorization on the pattern, with the
-    fill-reducing order); ``n^3 / 3`` is that of a dense LU.  Measured on this project's
-    machines, the dense kernel runs about three times more multiply-adds per second (contiguous,
-    vectorised loops) and wins outright for small n, where per-column overheads dominate the
-    sparse one.  The egfr network (n = 356, 8,431 Jacobian non-zeros, fill 38,743) needs about
-    1.7e6 multiply-adds against 1.5e7 dense: sparse.
+    else ``"dense"``.  ``sparse_work`` and ``dense_tail`` are the multiply-adds of a sparse
+    numerical refactorization of ``I - c J`` done column by column and in its dense trailing
+    block (:func:`scalebridge.linalg.sparse.refactor_cost`, from a trial factorization with the
+    fill-reducing order); ``n^3 / 3`` is the work of a dense LU.  Measured on this project's
+    machines, contiguous dense loops run about three times more multiply-adds per second than
+    indexed sparse ones, and for small n per-column overheads dominate.  The egfr network
+    (n = 356, 8,431 Jacobian non-zeros) needs about 5e4 sparse multiply-adds plus a dense
+    150 x 150 tail (1.1e6) against 1.5e7 for a dense LU: sparse.
     """
-    if n >= SPARSE_MIN_N and sparse_work <= SPARSE_WORK_RATIO * n**3 / 3.0:
+    cost = SPARSE_GAIN * (SPARSE_SPEED * sparse_work + dense_tail)
+    if n >= SPARSE_MIN_N and cost <= n**3 / 3.0:
         return "sparse"
     return "dense"
-
-
-def _refactor_work(F: sparse_lu.LUFactors) -> float:
-    """Multiply-adds of a numerical refactorization with the pattern in ``F``."""
-    n = F.q.shape[0]
-    unz = int(F.info[sparse_lu.INFO_UNZ])
-    below = np.diff(F.Lp) - 1  # sub-diagonal entries of each column of L
-    # each off-diagonal U entry (J, k) eliminates with column J of L
-    return float(below[F.Ui[:unz]].sum() - below[np.arange(n)].sum())
 
 
 def _iteration_pattern(
@@ -948,24 +954,33 @@ def _sample_values(Mp: np.ndarray, Mi: np.ndarray, n: int) -> np.ndarray:
     return x
 
 
-def _sparse_setup(Mp: np.ndarray, Mi: np.ndarray, n: int) -> tuple[sparse_lu.LUFactors, float]:
-    """Column order (the better of COLAMD and minimum degree on A + A^T), factors sized from a
-    trial factorization, and the refactorization work (multiply-adds)."""
+def _sparse_setup(
+    Mp: np.ndarray, Mi: np.ndarray, n: int
+) -> tuple[sparse_lu.LUFactors, tuple[float, float]]:
+    """Column order (the cheaper of COLAMD and minimum degree on A + A^T), factors sized from a
+    trial factorization, and the refactorization work (sparse, dense tail)."""
     sample = _sample_values(Mp, Mi, n)
     best: sparse_lu.LUFactors | None = None
-    best_work = math.inf
+    best_cost = (math.inf, math.inf)
+
+    def total(cost: tuple[float, float]) -> float:
+        return SPARSE_SPEED * cost[0] + cost[1]
+
     for method in ("COLAMD", "MMD_AT_PLUS_A"):
         q = sparse_lu.column_order(Mp, Mi, n, method)
-        F = sparse_lu.allocate(n, q, 4 * Mi.shape[0] + 8 * n, 4 * Mi.shape[0] + 8 * n)
+        cap = 4 * Mi.shape[0] + 8 * n
+        F = sparse_lu.allocate(n, q, cap, cap, n)
         while sparse_lu.factor(Mp, Mi, sample, F, SPARSE_TOL) == sparse_lu.CAPACITY:
             F = sparse_lu.enlarge(F)
-        work = _refactor_work(F)
-        if best is None or work < best_work:
-            best, best_work = F, work
+        cost = sparse_lu.refactor_cost(F)
+        if best is None or total(cost) < total(best_cost):
+            best, best_cost = F, cost
     assert best is not None
     lcap = 2 * int(best.info[sparse_lu.INFO_LNZ]) + n
     ucap = 2 * int(best.info[sparse_lu.INFO_UNZ]) + n
-    return sparse_lu.allocate(n, best.q, lcap, ucap), best_work
+    m = n - int(best.info[sparse_lu.INFO_K0])
+    dense_cap = min(n, 2 * m + sparse_lu.DENSE_TAIL_MIN) if m > 0 else 0
+    return sparse_lu.allocate(n, best.q, lcap, ucap, dense_cap), best_cost
 
 
 class Workspace:
@@ -973,7 +988,9 @@ class Workspace:
 
     Holds the difference table, the Newton vectors, the Jacobian buffer, the dense or sparse LU
     storage (for the sparse LU also the pattern of I - J, its fill-reducing column order and
-    the maps from Jacobian entries into it) and the root-finding buffers.
+    the maps from Jacobian entries into it) and the root-finding buffers.  A workspace serves
+    one call at a time: concurrent calls (threads; the compiled core releases the GIL) each
+    need their own.
     """
 
     def __init__(self, K: vm.Kernel, linear_solver: str = "auto") -> None:
@@ -989,14 +1006,15 @@ class Workspace:
         self.n, self.nnz, self.n_roots = n, nnz, nr
         self.n_g = int(K.n_g)
         self.requested = linear_solver
+        self._jac_indptr = K.jac_indptr
         self._jac_indices = K.jac_indices
         Mp, Mi, jmap, dmap = _iteration_pattern(K, n)
         lu = sparse_lu.allocate(0, np.zeros(0, dtype=np.int64), 0, 0)
-        self.sparse_work = math.nan
+        self.sparse_work = (math.nan, math.nan)  # refactorization: sparse, dense-tail work
         if linear_solver == "sparse" or (linear_solver == "auto" and n >= SPARSE_MIN_N):
             lu, self.sparse_work = _sparse_setup(Mp, Mi, n)
         if linear_solver == "auto":
-            self.kind = choose_linear_solver(n, self.sparse_work)
+            self.kind = choose_linear_solver(n, *self.sparse_work)
         else:
             self.kind = linear_solver
         self.sparse = self.kind == "sparse"
@@ -1046,8 +1064,10 @@ class Workspace:
             or K.stack_size > self.core.stack.shape[0]
         ):
             return False
-        return K.jac_indices is self._jac_indices or np.array_equal(
-            K.jac_indices, self._jac_indices
+        if K.jac_indices is self._jac_indices and K.jac_indptr is self._jac_indptr:
+            return True
+        return np.array_equal(K.jac_indices, self._jac_indices) and np.array_equal(
+            K.jac_indptr, self._jac_indptr
         )
 
     def atol_array(self, atol: Any) -> np.ndarray:
@@ -1173,6 +1193,8 @@ def solve(
         raise OptionError(f"need finite t0 <= t_stop, got t0={t0}, t_stop={t_stop}")
     if not (hmax > 0.0) or h0 < 0.0 or not math.isfinite(h0):
         raise OptionError("hmax must be positive and h0 non-negative and finite")
+    if max_steps < 1:
+        raise OptionError(f"max_steps must be positive, not {max_steps}")
     a = ws.atol_array(atol)
     y0 = np.ascontiguousarray(y0, dtype=np.float64)
     if y0.shape != (ws.n,):

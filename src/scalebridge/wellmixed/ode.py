@@ -117,7 +117,8 @@ def integrate(cm: CompiledModel, K: vm.Kernel, y: np.ndarray, v: np.ndarray,
     vm.record(K, t, y, v, out[0], stack)
     i_out = 1
     totals = {"steps": 0, "rhs_evaluations": 0, "jacobian_evaluations": 0, "lu_factorizations": 0}
-    workspace = None
+    pool_key = f"bdf/{method.linear_solver}"
+    workspace = cm.take(pool_key) if method.integrator == "bdf" else None
     stops = 0
     while t < t_end:
         t_stop = min(t_end, queue.next_time())
@@ -149,6 +150,8 @@ def integrate(cm: CompiledModel, K: vm.Kernel, y: np.ndarray, v: np.ndarray,
         stops += 1
         if stops > MAX_STOPS:
             raise SolverError(f"more than {MAX_STOPS} event or discontinuity stops", time=t)
+    if workspace is not None:
+        cm.give(pool_key, workspace)
     totals["events"] = queue.n_executed
     totals["stops"] = stops
     return totals

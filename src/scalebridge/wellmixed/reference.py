@@ -9,6 +9,7 @@ the same contract as :func:`scalebridge.wellmixed.bdf.solve`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -56,7 +57,7 @@ def solve(K: vm.Kernel, t0: float, y0: np.ndarray, t_stop: float, t_out: np.ndar
     g0 = np.zeros(n_roots)
     vm.roots(K, t0, y0, v, g0, stack)
 
-    def make_event(k: int):  # type: ignore[no-untyped-def]
+    def make_event(k: int) -> Any:
         def ev(t: float, y: np.ndarray) -> float:
             if g0[k] == 0.0 or t <= t0:
                 return 1.0
