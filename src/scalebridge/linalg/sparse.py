@@ -39,12 +39,13 @@ its column of ``A`` (or is zero or not finite): the matrix is reported singular,
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 from numba import njit
-from scipy.sparse.linalg import splu
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -452,6 +453,9 @@ def column_order(
     SuperLU computes orderings only as part of a factorization, so it is given a strictly
     diagonally dominant matrix (nonsingular) on the pattern plus the diagonal.
     """
+    import scipy.sparse as sp  # imported here: SciPy's sparse stack costs 0.2 s to import
+    from scipy.sparse.linalg import splu
+
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     pattern = sp.csc_matrix(
@@ -519,6 +523,8 @@ class SparseLU:
     @classmethod
     def from_matrix(cls, A: sp.spmatrix | sp.sparray | np.ndarray, **kw: object) -> SparseLU:
         """Pattern from a matrix (its stored entries, explicit zeros included)."""
+        import scipy.sparse as sp
+
         M = sp.csc_matrix(A)
         M.sort_indices()
         return cls(M.indptr, M.indices, M.shape[0], **kw)  # type: ignore[arg-type]
