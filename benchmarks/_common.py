@@ -1,7 +1,8 @@
 """Shared helpers for the side-by-side benchmarks in this folder.
 
-* :func:`time_repeated` -- median (and best) wall time of a call, after warm-up calls, with a
-  repeat count that adapts to the call's cost within a time budget.
+* :func:`time_interleaved` / :func:`time_repeated` -- median (and best) wall time of calls after
+  warm-up calls, several calls timed in alternation, with a repeat count that adapts to their
+  cost within a time budget.
 * :func:`fresh_process` -- run a short Python body in a new interpreter and collect the timings
   of its phases, measured from inside the process, plus the wall time of the whole subprocess.
   The first phase, ``start``, is the time from just before the parent launches the child to the
@@ -42,6 +43,7 @@ __all__ = [
     "fresh_process",
     "save_json",
     "table",
+    "time_interleaved",
     "time_repeated",
 ]
 
@@ -64,6 +66,39 @@ class Timing:
         return {"median_s": self.median, "best_s": self.best, "n": self.n}
 
 
+def time_interleaved(
+    fns: Mapping[str, Callable[[], object]],
+    *,
+    warmup: int = 1,
+    min_rounds: int = 5,
+    max_rounds: int = 200,
+    budget_s: float = 1.0,
+) -> dict[str, Timing]:
+    """Time several calls side by side: ``warmup`` untimed calls of each, then rounds in which
+    each is called once, in turn, at least ``min_rounds`` rounds and more while the total time
+    stays under ``budget_s`` (at most ``max_rounds``).
+
+    Interleaving makes a change of machine load during the measurement (other processes on a
+    shared machine) affect every call alike, so that their ratios stay meaningful.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    gc.collect()
+    values: dict[str, list[float]] = {k: [] for k in fns}
+    spent = 0.0
+    rounds = 0
+    while rounds < max_rounds and (rounds < min_rounds or spent < budget_s):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            values[k].append(dt)
+            spent += dt
+        rounds += 1
+    return {k: Timing(statistics.median(v), min(v), len(v), tuple(v)) for k, v in values.items()}
+
+
 def time_repeated(
     fn: Callable[[], object],
     *,
@@ -72,20 +107,14 @@ def time_repeated(
     max_repeats: int = 200,
     budget_s: float = 1.0,
 ) -> Timing:
-    """Call ``fn`` ``warmup`` times untimed, then time it at least ``min_repeats`` times and
-    keep repeating while the total stays under ``budget_s`` (at most ``max_repeats`` calls)."""
-    for _ in range(warmup):
-        fn()
-    gc.collect()
-    values: list[float] = []
-    spent = 0.0
-    while len(values) < max_repeats and (len(values) < min_repeats or spent < budget_s):
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        values.append(dt)
-        spent += dt
-    return Timing(statistics.median(values), min(values), len(values), tuple(values))
+    """Time one call: :func:`time_interleaved` with a single function."""
+    return time_interleaved(
+        {"fn": fn},
+        warmup=warmup,
+        min_rounds=min_repeats,
+        max_rounds=max_repeats,
+        budget_s=budget_s,
+    )["fn"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,11 +221,10 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 
 
 def fmt(x: float, digits: int = 3) -> str:
-    """A number with ``digits`` significant digits, without exponent when it is readable."""
-    if not math.isfinite(x):
-        return str(x)
-    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
-        return f"{x:.{digits - 1}e}"
+    """A number to ``digits`` significant digits (``g`` format, exponent below 1e-4), except
+    that values from 1,000 up to 1e7 are shown whole, without an exponent."""
+    if math.isfinite(x) and 1e3 <= abs(x) < 1e7:
+        return f"{x:.0f}"
     return f"{x:.{digits}g}"
 
 

@@ -80,8 +80,9 @@ class Result:
             raise OptionError(f"result data must be an xarray.Dataset, not {type(data).__name__}")
         if TIME not in data.coords or data[TIME].dims != (TIME,):
             raise OptionError("result data need a 1-D 'time' coordinate")
-        for name, var in data.data_vars.items():
-            if TIME not in var.dims:
+        for name in data.data_vars:
+            # data.variables, not data[name]: building a DataArray per variable is quadratic
+            if TIME not in data.variables[name].dims:
                 raise OptionError(f"variable '{name}' has no 'time' dimension")
         st = dict(stats) if stats is not None else {}
         st.setdefault("method", data.attrs.get("method"))

@@ -293,12 +293,21 @@ class ReactionNetwork:
             return "event"
         return None
 
+    @cached_property
+    def reactions_of_species(self) -> dict[str, tuple[Reaction, ...]]:
+        """Species id -> the reactions it is a reactant or product of (in model order)."""
+        out: dict[str, list[Reaction]] = {s.id: [] for s in self.species}
+        for r in self.reactions:
+            for sid in dict.fromkeys(ref.species for ref in r.species_refs):
+                out.setdefault(sid, []).append(r)
+        return {k: tuple(v) for k, v in out.items()}
+
     def reaction_changes(self, species_id: str) -> bool:
         """Whether reactions change the species (it is in a reaction and not boundary/constant)."""
         s = self.species_map[species_id]
         if s.boundary_condition or s.constant:
             return False
-        return any(ref.species == species_id for r in self.reactions for ref in r.species_refs)
+        return bool(self.reactions_of_species.get(species_id))
 
     @cached_property
     def functions_table(self) -> dict[str, tuple[tuple[str, ...], Expr]]:

@@ -46,7 +46,7 @@ def stoichiometry_terms(net: ReactionNetwork, species_id: str) -> list[tuple[Exp
     symbol of its species reference.
     """
     out: list[tuple[Expr, str]] = []
-    for r in net.reactions:
+    for r in net.reactions_of_species.get(species_id, ()):
         const = 0.0
         var: list[Expr] = []
         for sign, refs in ((-1.0, r.reactants), (1.0, r.products)):

@@ -281,7 +281,8 @@ def _check_cycles(net: ReactionNetwork) -> None:
         if r.rate is not None:
             local = {lp.id for lp in r.local_parameters}
             graph[r.id] = symbols(_expanded(net, r.rate)) - local
-    cycle = _find_cycle({k: v & set(graph) for k, v in graph.items()})
+    keys = set(graph)
+    cycle = _find_cycle({k: v & keys for k, v in graph.items()})
     if cycle:
         raise ModelError(
             f"assignment rules depend on each other in a cycle: {' -> '.join(cycle)}",
@@ -291,7 +292,8 @@ def _check_cycles(net: ReactionNetwork) -> None:
     init: dict[str, set[str]] = {k: v for k, v in graph.items() if k in net.assignment_rule_map}
     for ia in net.initial_assignments:
         init[ia.symbol] = symbols(_expanded(net, ia.math))
-    cycle = _find_cycle({k: v & set(init) for k, v in init.items()})
+    init_keys = set(init)
+    cycle = _find_cycle({k: v & init_keys for k, v in init.items()})
     if cycle:
         raise ModelError(
             f"initial values depend on each other in a cycle: {' -> '.join(cycle)}",
