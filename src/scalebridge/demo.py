@@ -330,9 +330,7 @@ def _overshoot_text(v: Mapping[str, float]) -> str:
             f"{100 * v['overshoot']:.1f}% above its steady state"
         )
         if v["undershoot"] > 0:
-            fb += (
-                f", then falls {100 * v['undershoot']:.1f}% below it: a damped oscillation"
-            )
+            fb += f", then falls {100 * v['undershoot']:.1f}% below it: a damped oscillation"
     else:
         fb = "with feedback P rises to its steady state without overshooting it"
     nofb = (
@@ -371,7 +369,7 @@ def _gene_feedback_summary(
         "",
         f"Model `{GENE_FEEDBACK_MODEL}` (copied here as `model.ant`), loaded with "
         "`scalebridge.load` and simulated with method `ode` from M = P = 0. "
-        f"\"No feedback\" is the same model with K = {K_NO_FEEDBACK:g} (K → ∞), "
+        f'"No feedback" is the same model with K = {K_NO_FEEDBACK:g} (K → ∞), '
         "set with `params=`.",
         "Time is in minutes, M and P in molecules per cell.",
         "",

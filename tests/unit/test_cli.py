@@ -499,7 +499,6 @@ def test_subprocess_success_and_solver_failure(decay: Path, blowup: Path):
     assert last.startswith("scalebridge: error: ") and "'x'" in last
 
 
-
 @needs_bdf
 @pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
 def test_subprocess_ctrl_c_exits_130_with_one_line(decay: Path):

@@ -100,6 +100,7 @@ class CompiledModel:
     fixed_keys: list[str]
     events: list[EventInfo]
     root_labels: list[str]
+    time_only_roots: np.ndarray  # bool per root function: depends on time, not on states
     derived_exprs: dict[str, Expr] = field(repr=False, default_factory=dict)
     _pool: dict[str, list[Any]] = field(repr=False, default_factory=dict)
 
@@ -162,11 +163,15 @@ class InitialValues(Mapping[str, float]):
         self.cache: dict[str, float] = {}
         self.active: list[str] = []
         for name in self.over:
-            if net.kind_of(name) not in ("species", "compartment", "parameter", "species_ref") and (
-                "." not in name
-            ):
+            if net.kind_of(name) in ("species", "compartment", "parameter", "species_ref"):
+                continue
+            # ``reaction.local`` names a local parameter; an unknown one must not be ignored.
+            rid, _, lid = name.partition(".")
+            r = net.reaction_map.get(rid)
+            if r is None or not any(lp.id == lid for lp in r.local_parameters):
                 raise ModelError(
-                    f"no parameter, compartment or species named '{name}'", element=name
+                    f"no parameter, compartment, species or local parameter named '{name}'",
+                    element=name,
                 )
 
     def __getitem__(self, name: str) -> float:
@@ -531,8 +536,27 @@ class _Builder:
             fixed_keys=self.fixed_keys,
             events=ev_infos,
             root_labels=root_labels,
+            time_only_roots=np.array(
+                [not self._depends_on_states(k) for k in root_keys], dtype=np.bool_
+            ),
             derived_exprs=dict(self.nodes),
         )
+
+    def _depends_on_states(self, key: str) -> bool:
+        """Whether derived ``key`` reads a state, directly or through other derived values."""
+        states = set(self.state_keys)
+        seen: set[str] = set()
+        stack = [key]
+        while stack:
+            k = stack.pop()
+            if k in seen:
+                continue
+            seen.add(k)
+            if k in states:
+                return True
+            if k in self.nodes:
+                stack.extend(symbols(self.nodes[k]))
+        return False
 
     def slot(self, key: str) -> int:
         try:

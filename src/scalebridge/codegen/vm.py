@@ -36,7 +36,8 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+
+from .jit import kernel
 
 # --- opcodes (operands follow inline in ``code``) -------------------------------------------
 OP_LOAD = 1  # slot        push v[slot]
@@ -124,14 +125,14 @@ class Kernel(NamedTuple):
     rec_slots: np.ndarray  # int64[n_rec]
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def _factorial(x: float) -> float:
     if x < 0.0 or x != np.floor(x):
         return math.gamma(x + 1.0) if x > -1.0 else np.nan
     return math.gamma(x + 1.0)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def _unary(f: int, x: float) -> float:
     if f == F_EXP:
         return math.exp(x)
@@ -203,7 +204,7 @@ def _unary(f: int, x: float) -> float:
     return np.nan
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def _binary(f: int, a: float, b: float) -> float:
     if f == F2_REM:
         return np.fmod(a, b) if b != 0.0 else np.nan
@@ -218,19 +219,19 @@ def _binary(f: int, a: float, b: float) -> float:
     return np.nan
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def _pow(a: float, b: float) -> float:
     if a < 0.0 and b != np.floor(b):
         return np.nan
     return a**b
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def _truth(x: float) -> bool:
     return x != 0.0 and x == x
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def run(code: np.ndarray, consts: np.ndarray, v: np.ndarray, start: int, end: int,
         stack: np.ndarray) -> None:  # fmt: skip
     """Execute ``code[start:end]`` on the value array ``v``."""
@@ -382,7 +383,7 @@ def run(code: np.ndarray, consts: np.ndarray, v: np.ndarray, start: int, end: in
             return
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def load_state(K: Kernel, t: float, y: np.ndarray, v: np.ndarray) -> None:
     v[SLOT_TIME] = t
     xs = K.x_slots
@@ -390,12 +391,12 @@ def load_state(K: Kernel, t: float, y: np.ndarray, v: np.ndarray) -> None:
         v[xs[i]] = y[i]
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def run_segment(K: Kernel, v: np.ndarray, s: int, stack: np.ndarray) -> None:
     run(K.code, K.consts, v, K.seg[s, 0], K.seg[s, 1], stack)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def rhs(K: Kernel, t: float, y: np.ndarray, v: np.ndarray, dydt: np.ndarray,
         stack: np.ndarray) -> None:  # fmt: skip
     """dy/dt at (t, y); leaves the derived values in ``v``."""
@@ -408,7 +409,7 @@ def rhs(K: Kernel, t: float, y: np.ndarray, v: np.ndarray, dydt: np.ndarray,
         dydt[dst[e]] += coef[e] * v[a[e]] * v[b[e]]
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def jac(K: Kernel, t: float, y: np.ndarray, v: np.ndarray, g: np.ndarray,
         stack: np.ndarray) -> None:  # fmt: skip
     """d(dy/dt)/dy at (t, y): ``g[:nnz]`` holds the CSR values (see ``jac_indptr``)."""
@@ -426,7 +427,7 @@ def jac(K: Kernel, t: float, y: np.ndarray, v: np.ndarray, g: np.ndarray,
             g[dst[e]] += coef[e] * v[w[e]] * g[s]
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def jac_dense(K: Kernel, t: float, y: np.ndarray, v: np.ndarray, g: np.ndarray,
               J: np.ndarray, stack: np.ndarray) -> None:  # fmt: skip
     """Dense d(dy/dt)/dy into ``J`` (n x n)."""
@@ -438,7 +439,7 @@ def jac_dense(K: Kernel, t: float, y: np.ndarray, v: np.ndarray, g: np.ndarray,
             J[i, ix[p]] = g[p]
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def roots(K: Kernel, t: float, y: np.ndarray, v: np.ndarray, out: np.ndarray,
           stack: np.ndarray) -> None:  # fmt: skip
     """Root-function values at (t, y) into ``out`` (length ``len(K.root_slots)``)."""
@@ -450,7 +451,7 @@ def roots(K: Kernel, t: float, y: np.ndarray, v: np.ndarray, out: np.ndarray,
         out[i] = v[rs[i]]
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def record(K: Kernel, t: float, y: np.ndarray, v: np.ndarray, row: np.ndarray,
            stack: np.ndarray) -> None:  # fmt: skip
     """Recorded output values at (t, y) into ``row`` (length ``len(K.rec_slots)``)."""
@@ -462,12 +463,59 @@ def record(K: Kernel, t: float, y: np.ndarray, v: np.ndarray, row: np.ndarray,
         row[i] = v[rs[i]]
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@kernel
 def evaluate_all(K: Kernel, t: float, y: np.ndarray, v: np.ndarray, stack: np.ndarray) -> None:
     """Every derived value (right-hand side and output) at (t, y) into ``v``."""
     load_state(K, t, y, v)
     run(K.code, K.consts, v, K.seg[SEG_DERIV, 0], K.seg[SEG_DERIV, 1], stack)
     run(K.code, K.consts, v, K.seg[SEG_OUT, 0], K.seg[SEG_OUT, 1], stack)
+
+
+@kernel
+def first_crossing(K: Kernel, t_lo: float, t_hi: float, n: int, y: np.ndarray, v: np.ndarray,
+                   mask: np.ndarray, g: np.ndarray, stack: np.ndarray) -> float:  # fmt: skip
+    """Scan the root functions selected by ``mask`` (functions of time only) on ``n`` equal
+    sub-intervals of [t_lo, t_hi] with the state held at ``y``.
+
+    Returns the right end of a bisection bracket (width a few ulp) around the first strict sign
+    change, where the function already has its new sign; ``inf`` when there is none.  A function
+    that is zero at ``t_lo`` counts from the first sample where it is not.
+    """
+    m = K.root_slots.shape[0]
+    ref = np.zeros(m)
+    roots(K, t_lo, y, v, g, stack)
+    for i in range(m):
+        ref[i] = g[i]
+    prev = t_lo
+    for j in range(1, n + 1):
+        t = t_lo + (t_hi - t_lo) * j / n if j < n else t_hi
+        roots(K, t, y, v, g, stack)
+        hit = False
+        for i in range(m):
+            if not mask[i]:
+                continue
+            if ref[i] == 0.0 or ref[i] != ref[i]:
+                ref[i] = g[i]
+            elif (ref[i] < 0.0 and g[i] > 0.0) or (ref[i] > 0.0 and g[i] < 0.0):
+                hit = True
+        if hit:
+            a, b = prev, t
+            for _ in range(200):
+                mid = 0.5 * (a + b)
+                if mid <= a or mid >= b:
+                    break
+                roots(K, mid, y, v, g, stack)
+                crossed = False
+                for i in range(m):
+                    if mask[i] and ((ref[i] < 0.0 and g[i] > 0.0) or (ref[i] > 0.0 and g[i] < 0.0)):
+                        crossed = True
+                if crossed:
+                    b = mid
+                else:
+                    a = mid
+            return b
+        prev = t
+    return np.inf
 
 
 def new_stack(K: Kernel) -> np.ndarray:

@@ -13,10 +13,9 @@ stops and reports the step.  The solution of such a system would be dominated by
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from numba import njit
+
+from ..codegen.jit import kernel
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -24,11 +23,9 @@ EPS = float(np.finfo(np.float64).eps)
 # the runtime's reference counting (``_nrt=False``, as numba does for its own non-allocating
 # helpers): the atomic count updates on every array handed between compiled functions
 # otherwise take most of the time of a step for small models (measured: 3x).
-_JIT_OPTIONS: dict[str, Any] = dict(cache=True, error_model="numpy", nogil=True, _nrt=False)
-_jit = njit(**_JIT_OPTIONS)
 
 
-@_jit
+@kernel(_nrt=False)
 def lu_factor(A: np.ndarray, perm: np.ndarray, colmax: np.ndarray) -> int:
     """Factor ``A`` (n x n, overwritten) as ``P A = L U``.
 
@@ -72,7 +69,7 @@ def lu_factor(A: np.ndarray, perm: np.ndarray, colmax: np.ndarray) -> int:
     return 0
 
 
-@_jit
+@kernel(_nrt=False)
 def lu_solve(LU: np.ndarray, perm: np.ndarray, b: np.ndarray, x: np.ndarray) -> None:
     """Solve ``A x = b`` with the factors from :func:`lu_factor` (``x`` may be ``b``)."""
     n = LU.shape[0]

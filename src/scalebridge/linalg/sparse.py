@@ -39,10 +39,11 @@ its column of ``A`` (or is zero or not finite): the matrix is reported singular,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from numba import njit
+
+from ..codegen.jit import kernel
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -53,8 +54,6 @@ EPS = float(np.finfo(np.float64).eps)
 # the runtime's reference counting (``_nrt=False``, as numba does for its own non-allocating
 # helpers): the atomic count updates on every array handed between compiled functions
 # otherwise take most of the time of a step for small models (measured: 3x).
-_JIT_OPTIONS: dict[str, Any] = dict(cache=True, error_model="numpy", nogil=True, _nrt=False)
-_jit = njit(**_JIT_OPTIONS)
 
 # factor() return codes (positive values k + 1 mean: singular at step k)
 OK = 0
@@ -134,7 +133,7 @@ def enlarge(F: LUFactors, factor: float = 2.0) -> LUFactors:
     return G
 
 
-@_jit
+@kernel(_nrt=False)
 def _reach(Ap: np.ndarray, Ai: np.ndarray, col: int, F: LUFactors, stamp: int) -> int:
     """Pattern of ``L \\ A[:, col]`` in topological order into ``F.xi[top:]``; returns ``top``.
 
@@ -177,7 +176,7 @@ def _reach(Ap: np.ndarray, Ai: np.ndarray, col: int, F: LUFactors, stamp: int) -
     return top
 
 
-@_jit
+@kernel(_nrt=False)
 def factor(Ap: np.ndarray, Ai: np.ndarray, Ax: np.ndarray, F: LUFactors, tol: float) -> int:
     """Full factorization ``P A Q = L U`` (threshold ``tol`` in (0, 1] for the diagonal).
 
@@ -270,7 +269,7 @@ def factor(Ap: np.ndarray, Ai: np.ndarray, Ax: np.ndarray, F: LUFactors, tol: fl
     return OK
 
 
-@_jit
+@kernel(_nrt=False)
 def _dense_tail(F: LUFactors) -> int:
     """First step ``k0`` of the dense trailing block that minimises the predicted cost of a
     refactorization, ``DENSE_SPEEDUP * sparse(k0) + (n - k0)^3 / 3`` (``n``: no block).
@@ -304,7 +303,7 @@ def _dense_tail(F: LUFactors) -> int:
     return best_k0
 
 
-@_jit
+@kernel(_nrt=False)
 def refactor(Ap: np.ndarray, Ai: np.ndarray, Ax: np.ndarray, F: LUFactors, tol: float) -> bool:
     """Numerical refactorization on the pattern and row order of the last :func:`factor`.
 
@@ -370,7 +369,7 @@ def refactor(Ap: np.ndarray, Ai: np.ndarray, Ax: np.ndarray, F: LUFactors, tol: 
     return True
 
 
-@_jit
+@kernel(_nrt=False)
 def _dense_tail_lu(F: LUFactors, k0: int, tol: float, tiny_rel: float) -> bool:
     """LU of the dense trailing block ``F.S`` in the diagonal pivot order, with the pivot tests
     of :func:`refactor`, and the results stored into ``L`` and ``U``."""
@@ -407,7 +406,7 @@ def _dense_tail_lu(F: LUFactors, k0: int, tol: float, tiny_rel: float) -> bool:
     return True
 
 
-@_jit
+@kernel(_nrt=False)
 def factorize(
     Ap: np.ndarray, Ai: np.ndarray, Ax: np.ndarray, F: LUFactors, tol: float, refactor_tol: float
 ) -> int:
@@ -417,7 +416,7 @@ def factorize(
     return factor(Ap, Ai, Ax, F, tol)
 
 
-@_jit
+@kernel(_nrt=False)
 def solve(F: LUFactors, b: np.ndarray, out: np.ndarray) -> None:
     """``out = A^{-1} b`` with the factors in ``F`` (``out`` may be ``b``)."""
     n = F.q.shape[0]

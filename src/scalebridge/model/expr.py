@@ -21,6 +21,10 @@ Conventions
 * ``arccot(x) = atan(1/x)``, ``arcsec(x) = acos(1/x)``, ``arccsc(x) = asin(1/x)`` and the
   hyperbolic reciprocals likewise, as in MathML and libSBML.
 * ``rateOf(x)`` is dx/dt (SBML L3V2 csymbol); ``delay`` is not supported.
+* Floating point follows IEEE 754 and C99, as the compiled kernels do: x/0 = +-inf, ln 0 = -inf,
+  overflow gives a signed infinity, a negative base to a non-integer power is NaN, ``rem`` is
+  C ``fmod`` (the sign of the dividend), ``quotient`` truncates toward zero, and ``add`` sums
+  left to right.
 
 Constructors :class:`Num`, :class:`Sym` and :class:`Call` keep the structure they are given (so
 a model read and written again is equal); the helpers :func:`add`, :func:`mul`, ... fold constants
@@ -447,8 +451,15 @@ def _log10(x: float) -> float:
 
 
 def _integral(fn: Callable[[float], int]) -> Callable[[float], float]:
-    # floor/ceiling of inf and NaN are themselves (math.floor raises on them).
-    return lambda x: float(fn(x)) if math.isfinite(x) else x
+    # As C floor/ceil/trunc: inf and NaN are kept (math.floor raises on them), and a zero
+    # result keeps the sign of the argument (ceil(-0.5) is -0.0; 1/-0.0 is -inf).
+    def g(x: float) -> float:
+        if not math.isfinite(x):
+            return x
+        r = float(fn(x))
+        return math.copysign(r, x) if r == 0 else r
+
+    return g
 
 
 def _sinh(x: float) -> float:
@@ -477,6 +488,9 @@ def _factorial(x: float) -> float:
     return float(math.factorial(int(x))) if x < 171 else math.inf
 
 
+_trunc = _integral(math.trunc)
+
+
 def _rem(a: float, b: float) -> float:
     # C fmod: the sign of the dividend; fmod(+-inf, b) is NaN.
     return math.fmod(a, b) if b != 0 and not math.isinf(a) else math.nan
@@ -486,8 +500,7 @@ def _quotient(a: float, b: float) -> float:
     # a / b truncated toward zero; an infinite or NaN quotient is kept.
     if b == 0:
         return math.nan
-    q = a / b
-    return float(math.trunc(q)) if math.isfinite(q) else q
+    return _trunc(a / b)
 
 
 UNARY_IMPL: dict[str, Callable[[float], float]] = {

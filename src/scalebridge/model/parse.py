@@ -142,7 +142,11 @@ def parse_expr(
     p = _Parser(toks, err, set(time_names), set(shadow))
     if toks[0].kind == "end":
         err(0, "empty expression")
-    e = p.expr()
+    try:
+        e = p.expr()
+    except RecursionError:
+        err(p.peek().pos, "nested too deeply")
+        raise
     if p.peek().kind != "end":
         t = p.peek()
         err(t.pos, f"unexpected {t.text!r}")
@@ -281,7 +285,7 @@ class _Parser:
 
     def call(self, t: _Tok, args: tuple[Expr, ...]) -> Expr:
         name = _ALIASES.get(t.text, t.text)
-        if name in self.shadow or name not in _FUNCTIONS:
+        if t.text in self.shadow or name not in _FUNCTIONS:
             return FunCall(t.text, args)
         if name == "log":
             if len(args) == 1:

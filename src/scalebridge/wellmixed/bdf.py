@@ -74,9 +74,9 @@ from enum import IntEnum
 from typing import Any, NamedTuple
 
 import numpy as np
-from numba import njit
 
 from ..codegen import vm
+from ..codegen.jit import kernel
 from ..errors import OptionError, SolverError
 from ..linalg import dense as dense_lu
 from ..linalg import sparse as sparse_lu
@@ -89,8 +89,6 @@ EPS = float(np.finfo(np.float64).eps)
 # the runtime's reference counting (``_nrt=False``, as numba does for its own non-allocating
 # helpers): the atomic count updates on every array handed between compiled functions
 # otherwise take most of the time of a step for small models (measured: 3x).
-_JIT_OPTIONS: dict[str, Any] = dict(cache=True, error_model="numpy", nogil=True, _nrt=False)
-_jit = njit(**_JIT_OPTIONS)
 
 MAX_ORDER = 5
 NEWTON_MAXITER = 4
@@ -182,7 +180,7 @@ class _Core(NamedTuple):
 # between compiled functions multiplies compile time.
 
 
-@_jit
+@kernel(_nrt=False)
 def _wrms(x: np.ndarray, scale: np.ndarray) -> float:
     n = x.shape[0]
     if n == 0:
@@ -194,7 +192,7 @@ def _wrms(x: np.ndarray, scale: np.ndarray) -> float:
     return math.sqrt(s / n)
 
 
-@_jit
+@kernel(_nrt=False)
 def _rms(x: np.ndarray) -> float:
     n = x.shape[0]
     if n == 0:
@@ -205,7 +203,7 @@ def _rms(x: np.ndarray) -> float:
     return math.sqrt(s / n)
 
 
-@_jit
+@kernel(_nrt=False)
 def _first_nonfinite(x: np.ndarray) -> int:
     for i in range(x.shape[0]):
         if not np.isfinite(x[i]):
@@ -213,7 +211,7 @@ def _first_nonfinite(x: np.ndarray) -> int:
     return -1
 
 
-@_jit
+@kernel(_nrt=False)
 def _argmax_abs(x: np.ndarray) -> int:
     """Index of the largest |x_i| (a NaN counts as largest); -1 when empty."""
     best = -1
@@ -228,7 +226,7 @@ def _argmax_abs(x: np.ndarray) -> int:
     return best
 
 
-@_jit
+@kernel(_nrt=False)
 def _nonfinite_row(ip: np.ndarray, g: np.ndarray) -> int:
     """Row of the first non-finite Jacobian value (CSR ``ip``, values ``g``), or -1."""
     for i in range(ip.shape[0] - 1):
@@ -238,7 +236,7 @@ def _nonfinite_row(ip: np.ndarray, g: np.ndarray) -> int:
     return -1
 
 
-@_jit
+@kernel(_nrt=False)
 def _rhs(
     K: vm.Kernel,
     t: float,
@@ -254,7 +252,7 @@ def _rhs(
     return _first_nonfinite(out)
 
 
-@_jit
+@kernel(_nrt=False)
 def _rescale_matrix(order: int, factor: float, R: np.ndarray) -> None:
     """R[i, j] = prod_{m=1}^{i} (m - 1 - factor j) / m  (R[0, :] = 1, R[i>0, 0] = 0)."""
     for j in range(order + 1):
@@ -265,7 +263,7 @@ def _rescale_matrix(order: int, factor: float, R: np.ndarray) -> None:
             R[i, j] = R[i - 1, j] * (i - 1 - factor * j) / i
 
 
-@_jit
+@kernel(_nrt=False)
 def _change_step(D: np.ndarray, Dt: np.ndarray, R: np.ndarray, order: int, factor: float) -> None:
     """Rescale D^0..D^order from step h to step factor*h: D <- (R(factor) R(1))^T D.
 
@@ -294,7 +292,7 @@ def _change_step(D: np.ndarray, Dt: np.ndarray, R: np.ndarray, order: int, facto
             D[a, i] = Dt[a, i]
 
 
-@_jit
+@kernel(_nrt=False)
 def _interpolate(D: np.ndarray, order: int, t: float, h: float, tq: float, out: np.ndarray) -> None:
     """Solution at ``tq`` from the differences at ``t`` (step ``h``, degree ``order``):
 
@@ -310,7 +308,7 @@ def _interpolate(D: np.ndarray, order: int, t: float, h: float, tq: float, out: 
             out[i] += p * D[j, i]
 
 
-@_jit
+@kernel(_nrt=False)
 def _record(
     K: vm.Kernel,
     D: np.ndarray,
@@ -336,7 +334,7 @@ def _record(
     return i_out
 
 
-@_jit
+@kernel(_nrt=False)
 def _crossed(ref: float, x: float) -> bool:
     """A root function with reference sign ``sign(ref)`` (non-zero) has the other sign at ``x``.
 
@@ -348,7 +346,7 @@ def _crossed(ref: float, x: float) -> bool:
     return (ref > 0.0) != (x > 0.0)
 
 
-@_jit
+@kernel(_nrt=False)
 def _locate_root(
     K: vm.Kernel,
     D: np.ndarray,
@@ -435,7 +433,7 @@ def _locate_root(
     return tr
 
 
-@_jit
+@kernel(_nrt=False)
 def _factor_sparse(
     ip: np.ndarray,
     g: np.ndarray,
@@ -463,7 +461,7 @@ def _factor_sparse(
     return 0
 
 
-@_jit
+@kernel(_nrt=False)
 def _factor_dense(
     ip: np.ndarray,
     ix: np.ndarray,
@@ -484,7 +482,7 @@ def _factor_dense(
     return dense_lu.lu_factor(M, perm, colmax)
 
 
-@_jit
+@kernel(_nrt=False)
 def _newton(
     K: vm.Kernel,
     v: np.ndarray,
@@ -554,7 +552,7 @@ def _newton(
     return 0, NEWTON_MAXITER, crate, -1
 
 
-@_jit
+@kernel(_nrt=False)
 def _initial_step(
     K: vm.Kernel,
     v: np.ndarray,
@@ -598,7 +596,7 @@ def _initial_step(
     return min(100.0 * h0, h1)
 
 
-@_jit
+@kernel(_nrt=False)
 def _integrate(
     K: vm.Kernel,
     W: _Core,

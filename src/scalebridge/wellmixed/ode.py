@@ -5,7 +5,12 @@ follow dy/dt = f(t, y), integrated by the compiled variable-order BDF of
 :mod:`scalebridge.wellmixed.bdf` with the analytic Jacobian.  Integration stops exactly at every
 event trigger (root of a trigger's comparison), at discontinuities of the right-hand side
 (comparisons inside ``piecewise``) and at scheduled event executions; events follow SBML
-semantics (:mod:`scalebridge.wellmixed.events`).  Species are reported as SBML defines them
+semantics (:mod:`scalebridge.wellmixed.events`).  The integrator compares root functions at its
+step ends; root functions of time alone (periodic dosing, for example) are also scanned on
+``TIME_ROOT_SAMPLES`` sub-intervals of every integration segment, so a trigger that turns true
+and false again within one long step is still seen unless it stays true (or false) for less than
+1/1000 of the segment.  An output time within 1e-12 (relative to the time span) of an event
+shows the values after the event.  Species are reported as SBML defines them
 (concentration unless hasOnlySubstanceUnits) unless the problem asks for amounts or
 concentrations.
 """
@@ -28,6 +33,10 @@ from .compiled import compiled
 from .events import EventQueue
 
 MAX_STOPS = 1_000_000
+# Root functions of time alone are scanned on this many sub-intervals of every integration
+# segment before the integrator runs (the integrator only compares roots at its step ends, and a
+# periodic trigger can turn true and false again within one long step).
+TIME_ROOT_SAMPLES = 1000
 
 
 @dataclass(frozen=True)
@@ -120,8 +129,15 @@ def integrate(cm: CompiledModel, K: vm.Kernel, y: np.ndarray, v: np.ndarray,
     pool_key = f"bdf/{method.linear_solver}"
     workspace = cm.take(pool_key) if method.integrator == "bdf" else None
     stops = 0
+    time_roots = cm.time_only_roots if cm.time_only_roots.any() else None
+    g = np.zeros(K.root_slots.shape[0])
+    span = max(t_end - t, abs(t_end), 1.0)
+    snap = 1e-12 * span
     while t < t_end:
         t_stop = min(t_end, queue.next_time())
+        if time_roots is not None:
+            t_cross = vm.first_crossing(K, t, t_stop, TIME_ROOT_SAMPLES, y, v, time_roots, g, stack)
+            t_stop = min(t_stop, t_cross)
         kwargs: dict[str, Any] = dict(rtol=method.rtol, atol=atol, hmax=method.hmax,
                                       max_steps=method.max_steps,
                                       linear_solver=method.linear_solver)  # fmt: skip
@@ -136,7 +152,14 @@ def integrate(cm: CompiledModel, K: vm.Kernel, y: np.ndarray, v: np.ndarray,
         if not res.ok:
             raise _failure(cm, res)
         t, y, i_out = float(res.t), np.array(res.y, dtype=np.float64), res.i_out
+        executed = queue.n_executed
         queue.update(t, y, v)
+        if queue.n_executed != executed:
+            # Output times within round-off of the event time show the values after it.
+            i = i_out - 1
+            while i >= 1 and t - times[i] <= snap:
+                vm.record(K, float(times[i]), y, v, out[i], stack)
+                i -= 1
         if not np.all(np.isfinite(y)):
             bad = int(np.nonzero(~np.isfinite(y))[0][0])
             raise SolverError(
