@@ -25,6 +25,7 @@ by the run, never typed in.  :func:`run_demo` looks a demo up by name and prepar
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -301,6 +302,16 @@ def run_gene_feedback(out: Path) -> DemoReport:
         "t_half_no_feedback": t_half_nofb,
         "speedup": t_half_nofb / t_half_fb,
     }
+    # -- Newton's method on the rate equations, and the linearisation there
+    from .wellmixed.steady import steady_state
+
+    newton = steady_state(net)
+    lead = max(newton.eigenvalues, key=lambda z: z.real)
+    values["newton_P_star"] = newton.values["P"]
+    values["newton_agreement"] = abs(newton.values["P"] / P1 - 1.0)
+    values["eig_real"] = float(lead.real)
+    values["eig_imag"] = float(abs(lead.imag))
+    values["stable"] = float(newton.stable)
     runs = [
         ("trajectory, feedback", fb.stats),
         ("trajectory, no feedback", nofb.stats),
@@ -320,6 +331,29 @@ def run_gene_feedback(out: Path) -> DemoReport:
     atomic_write_text(summary_path, text)
     written.append(summary_path)
     return DemoReport("gene-feedback", out, tuple(written), values)
+
+
+def _stability_text(v: Mapping[str, float]) -> str:
+    """Newton's steady state and the linearisation there, as this run found them."""
+    text = (
+        "Newton's method on the rate equations (`scalebridge.steady_state`) gives "
+        f"P* = {_fmt(v['newton_P_star'])} with feedback, {v['newton_agreement']:.1e} (relative) "
+        f"from the simulation; it is {'stable' if v['stable'] else 'unstable'}. "
+    )
+    if v["eig_imag"] > 0:
+        text += (
+            f"The Jacobian there has eigenvalues {_fmt(v['eig_real'], 4)} ± "
+            f"{_fmt(v['eig_imag'], 4)}i: a damped oscillation with period "
+            f"2π/{_fmt(v['eig_imag'], 4)} = {_fmt(2 * math.pi / v['eig_imag'], 3)} min that "
+            f"decays with time constant {_fmt(1 / abs(v['eig_real']), 3)} min: the overshoot "
+            "below."
+        )
+    else:
+        text += (
+            f"The Jacobian's eigenvalues there are real (slowest {_fmt(v['eig_real'], 4)}): "
+            "no oscillation."
+        )
+    return text
 
 
 def _overshoot_text(v: Mapping[str, float]) -> str:
@@ -393,6 +427,8 @@ def _gene_feedback_summary(
         f"P* = k_p M*/g_p = {_fmt(P0a)}; the simulation differs by "
         f"{abs(v['M_star_no_feedback'] / M0a - 1):.1e} and "
         f"{abs(v['P_star_no_feedback'] / P0a - 1):.1e} (relative).",
+        "",
+        _stability_text(v),
         "",
         "## The feedback effect",
         "",

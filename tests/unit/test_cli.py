@@ -9,7 +9,6 @@ them.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -30,11 +29,6 @@ from scalebridge.api import load
 from scalebridge.cli import cli
 from scalebridge.model.describe import SECTIONS, describe
 from scalebridge.results import Result
-
-needs_bdf = pytest.mark.skipif(
-    importlib.util.find_spec("scalebridge.wellmixed.bdf") is None,
-    reason="the compiled ODE integrator (scalebridge.wellmixed.bdf) is not there yet",
-)
 
 # A first-order decay A -> (nothing) at rate k*A: A(t) = A0 exp(-k t).
 A0, K_DECAY = 2.0, 0.5
@@ -167,7 +161,6 @@ def test_version_and_bare_command():
 # ==================================================================================================
 # simulate: results against analytic solutions
 # ==================================================================================================
-@needs_bdf
 def test_simulate_csv_to_stdout_matches_exponential_decay(decay: Path):
     res = invoke("simulate", decay, "--t-end", "4", "--n-points", "9")
     assert res.exit_code == 0, res.stderr
@@ -178,7 +171,6 @@ def test_simulate_csv_to_stdout_matches_exponential_decay(decay: Path):
     assert res.stderr == ""
 
 
-@needs_bdf
 def test_simulate_out_csv_and_tolerances_reach_the_integrator(decay: Path, tmp_path: Path):
     errors = {}
     for rtol in ("1e-3", "1e-10"):
@@ -197,7 +189,6 @@ def test_simulate_out_csv_and_tolerances_reach_the_integrator(decay: Path, tmp_p
     assert not list(tmp_path.glob(".*.tmp*"))  # atomic writes leave no temporary files
 
 
-@needs_bdf
 def test_simulate_netcdf(decay: Path, tmp_path: Path):
     out = tmp_path / "run.nc"
     res = invoke("simulate", decay, "--t-end", "3", "--n-points", "4", "--out", out)
@@ -208,7 +199,6 @@ def test_simulate_netcdf(decay: Path, tmp_path: Path):
     np.testing.assert_allclose(back["A"].to_numpy(), A0 * np.exp(-K_DECAY * back.time), rtol=2e-5)
 
 
-@needs_bdf
 def test_simulate_vars_reports_species_parameters_compartments_and_rates(decay: Path):
     res = invoke("simulate", decay, "--t-end", "2", "--n-points", "5", "--vars", "J, k,C,A")
     assert res.exit_code == 0, res.stderr
@@ -220,7 +210,6 @@ def test_simulate_vars_reports_species_parameters_compartments_and_rates(decay: 
     assert (table["k"] == K_DECAY).all() and (table["C"] == 1.0).all()
 
 
-@needs_bdf
 @pytest.mark.parametrize(
     ("units", "scale"), [("model", 1.0), ("concentration", 1.0), ("amount", V2)]
 )
@@ -232,7 +221,6 @@ def test_simulate_units(decay_v2: Path, units: str, scale: float):
     np.testing.assert_allclose(table["A"], expected, rtol=2e-5)
 
 
-@needs_bdf
 def test_simulate_param_overrides_parameter_and_initial_value(decay: Path):
     res = invoke("simulate", decay, "--t-end", "2", "--n-points", "5",
                  "--param", "k=0.25", "--param", "A=4")  # fmt: skip
@@ -241,7 +229,6 @@ def test_simulate_param_overrides_parameter_and_initial_value(decay: Path):
     np.testing.assert_allclose(table["A"], 4.0 * np.exp(-0.25 * table["time"]), rtol=2e-5)
 
 
-@needs_bdf
 def test_simulate_plot_writes_png_and_csv_still_goes_to_stdout(decay: Path, tmp_path: Path):
     png = tmp_path / "run.png"
     res = invoke("simulate", decay, "--t-end", "2", "--n-points", "5", "--plot", png)
@@ -403,7 +390,6 @@ def test_unavailable_method_is_passed_through(decay: Path):
     assert_one_line_error(res.stderr, f"'{missing[0]}'")
 
 
-@needs_bdf
 def test_blowup_exits_3_naming_variable_and_time(blowup: Path, tmp_path: Path):
     out = tmp_path / "r.csv"
     res = invoke("simulate", blowup, "--t-end", "2", "--out", out)
@@ -480,7 +466,6 @@ def test_subprocess_usage_and_input_errors(tmp_path: Path):
         assert proc.stdout == ""
 
 
-@needs_bdf
 def test_subprocess_success_and_solver_failure(decay: Path, blowup: Path):
     proc = run_module("simulate", decay, "--t-end", "1", "--n-points", "3")
     assert proc.returncode == 0, proc.stderr
@@ -499,7 +484,6 @@ def test_subprocess_success_and_solver_failure(decay: Path, blowup: Path):
     assert last.startswith("scalebridge: error: ") and "'x'" in last
 
 
-@needs_bdf
 @pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
 def test_subprocess_ctrl_c_exits_130_with_one_line(decay: Path):
     # A long CSV on stdout: once its first line arrives, the command is inside the run, and the

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -34,11 +33,6 @@ from scalebridge.demo import (
 )
 from scalebridge.errors import OptionError
 from scalebridge.results import Result
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("scalebridge.wellmixed.bdf") is None,
-    reason="the compiled ODE integrator (scalebridge.wellmixed.bdf) is not there yet",
-)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -215,3 +209,18 @@ def test_rerun_into_the_same_directory_replaces_files(demo: DemoReport, tmp_path
     sweep_a = pd.read_csv(demo.directory / "sweep.csv")
     sweep_b = pd.read_csv(report.directory / "sweep.csv")
     pd.testing.assert_frame_equal(sweep_a, sweep_b)  # deterministic
+
+
+def test_newton_steady_state_and_its_eigenvalues(demo: DemoReport, par: dict[str, float]):
+    P = fixed_point(par, par["K"])
+    v = demo.values
+    assert v["newton_P_star"] == pytest.approx(P, rel=1e-10)
+    # Jacobian [[-g_m, -k_m h'(P)], [k_p, -g_p]] with h(P) = 1 / (1 + (P/K)^n)
+    n, K = par["n"], par["K"]
+    x = (P / K) ** n
+    dh = -n * x / (P * (1 + x) ** 2)
+    J = np.array([[-par["g_m"], par["k_m"] * dh], [par["k_p"], -par["g_p"]]])
+    lead = max(np.linalg.eigvals(J), key=lambda z: z.real)
+    assert v["eig_real"] == pytest.approx(lead.real, rel=1e-8)
+    assert v["eig_imag"] == pytest.approx(abs(lead.imag), rel=1e-8)
+    assert v["stable"] == 1.0
