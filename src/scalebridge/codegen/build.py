@@ -20,6 +20,7 @@ symbolically and chained in forward mode over its sparse state-gradient pattern 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +46,14 @@ from ..model.expr import (
     walk,
 )
 from ..model.network import ReactionNetwork
-from ..model.rates import conversion_factor, rate_of_expr, resolve_rate_of, stoichiometry_terms
+from ..model.rates import (
+    TIME_SYMBOL,
+    conversion_factor,
+    rate_of_expr,
+    resolve_rate_of,
+    stoichiometry_terms,
+    time_to_symbol,
+)
 from . import vm
 from .program import Assembler
 
@@ -101,6 +109,7 @@ class CompiledModel:
     events: list[EventInfo]
     root_labels: list[str]
     time_only_roots: np.ndarray  # bool per root function: depends on time, not on states
+    time_root_slope: np.ndarray  # d/dt of a time-only root when constant (affine), else 0
     derived_exprs: dict[str, Expr] = field(repr=False, default_factory=dict)
     _pool: dict[str, list[Any]] = field(repr=False, default_factory=dict)
 
@@ -497,6 +506,14 @@ class _Builder:
         emit(vm.SEG_OUT, out_nodes)
         jac = self.jacobian(asm, seg, deriv, sop)
         emit(vm.SEG_ROOTS, root_nodes)
+        time_only = [not self._depends_on_states(k) for k in root_keys]
+        emit(
+            vm.SEG_TIME_ROOTS,
+            self.order([k for k, t in zip(root_keys, time_only, strict=True) if t], set()),
+        )
+        slopes = [
+            self._time_slope(k) if t else 0.0 for k, t in zip(root_keys, time_only, strict=True)
+        ]
         ev_infos = self.events(asm, seg, events, triggers)
 
         code, consts = asm.arrays()
@@ -536,11 +553,25 @@ class _Builder:
             fixed_keys=self.fixed_keys,
             events=ev_infos,
             root_labels=root_labels,
-            time_only_roots=np.array(
-                [not self._depends_on_states(k) for k in root_keys], dtype=np.bool_
-            ),
+            time_only_roots=np.array(time_only, dtype=np.bool_),
+            time_root_slope=np.array(slopes, dtype=np.float64),
             derived_exprs=dict(self.nodes),
         )
+
+    def _time_slope(self, key: str) -> float:
+        """d(root)/dt when the root function is affine in time (constant slope), else 0."""
+        e = self.nodes[key]
+        for _ in range(10_000):  # inline derived values until only time and fixed values remain
+            inner = {n: self.nodes[n] for n in symbols(e) if n in self.nodes}
+            if not inner:
+                break
+            e = substitute(e, inner)
+        else:
+            return 0.0
+        slope = fold(diff(time_to_symbol(e), TIME_SYMBOL))
+        if isinstance(slope, Num) and math.isfinite(slope.value):
+            return slope.value
+        return 0.0
 
     def _depends_on_states(self, key: str) -> bool:
         """Whether derived ``key`` reads a state, directly or through other derived values."""

@@ -21,7 +21,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from numba import njit
 from numba.core import caching, config
@@ -104,8 +104,20 @@ def _install_locator() -> None:
 _install_locator()
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def kernel(fn: F) -> F: ...
+@overload
+def kernel(fn: None = None, **options: Any) -> Callable[[F], F]: ...
+
+
 def kernel(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
-    """``@kernel`` or ``@kernel(**numba_options)``: a cached numba kernel (module docstring)."""
+    """``@kernel`` or ``@kernel(**numba_options)``: a cached numba kernel (module docstring).
+
+    Typed as the function it wraps, so call sites are checked like ordinary calls.
+    """
     opts = {**DEFAULT_OPTIONS, **options}
     if fn is None:
         return njit(**opts)

@@ -17,8 +17,10 @@ Segments
 ``seg[s] = (start, end)`` delimits the code of segment ``s``: :data:`SEG_DERIV` computes every
 derived slot the right-hand side needs, :data:`SEG_OUT` the further ones outputs need,
 :data:`SEG_PARTIALS` the partial derivatives of the Jacobian, :data:`SEG_ROOTS` the root functions,
-:data:`SEG_TRIGGERS`, :data:`SEG_DELAYS`, :data:`SEG_PRIORITIES` event quantities, and
-``SEG_EVENT0 + i`` the assignment values of event ``i``.
+:data:`SEG_TRIGGERS`, :data:`SEG_DELAYS`, :data:`SEG_PRIORITIES` event quantities,
+:data:`SEG_TIME_ROOTS` only the root functions of time alone (with just the derived values they
+need, so they can be scanned cheaply), and ``SEG_EVENT0 + i`` the assignment values of event
+``i``.
 
 Right-hand side and Jacobian
 ----------------------------
@@ -98,7 +100,8 @@ SEG_ROOTS = 3
 SEG_TRIGGERS = 4
 SEG_DELAYS = 5
 SEG_PRIORITIES = 6
-SEG_EVENT0 = 7
+SEG_TIME_ROOTS = 7
+SEG_EVENT0 = 8
 
 
 class Kernel(NamedTuple):
@@ -472,50 +475,91 @@ def evaluate_all(K: Kernel, t: float, y: np.ndarray, v: np.ndarray, stack: np.nd
 
 
 @kernel
-def first_crossing(K: Kernel, t_lo: float, t_hi: float, n: int, y: np.ndarray, v: np.ndarray,
-                   mask: np.ndarray, g: np.ndarray, stack: np.ndarray) -> float:  # fmt: skip
-    """Scan the root functions selected by ``mask`` (functions of time only) on ``n`` equal
-    sub-intervals of [t_lo, t_hi] with the state held at ``y``.
+def _time_roots(K: Kernel, t: float, v: np.ndarray, g: np.ndarray, stack: np.ndarray) -> None:
+    v[SLOT_TIME] = t
+    run(K.code, K.consts, v, K.seg[SEG_TIME_ROOTS, 0], K.seg[SEG_TIME_ROOTS, 1], stack)
+    rs = K.root_slots
+    for i in range(rs.shape[0]):
+        g[i] = v[rs[i]]
 
-    Returns the right end of a bisection bracket (width a few ulp) around the first strict sign
-    change, where the function already has its new sign; ``inf`` when there is none.  A function
-    that is zero at ``t_lo`` counts from the first sample where it is not.
+
+@kernel
+def _opposite(ref: float, x: float) -> bool:
+    return (ref < 0.0 and x > 0.0) or (ref > 0.0 and x < 0.0)
+
+
+@kernel
+def first_crossing(K: Kernel, t_lo: float, t_hi: float, n: int, v: np.ndarray,
+                   mask: np.ndarray, slope: np.ndarray, g: np.ndarray,
+                   stack: np.ndarray) -> float:  # fmt: skip
+    """First strict sign change in (t_lo, t_hi] of the root functions of time alone (``mask``).
+
+    Uses segment :data:`SEG_TIME_ROOTS` (these functions read no state).  A function with a
+    constant ``slope`` (affine in time) crosses exactly at t_lo - g(t_lo)/slope; the others are
+    sampled on ``n`` equal sub-intervals.  Returns the right end of a bracket a few ulp wide
+    around the earliest crossing, where the function already has its new sign, or ``inf``.  A
+    function that is zero at ``t_lo`` counts from the first point where it is not.
     """
     m = K.root_slots.shape[0]
     ref = np.zeros(m)
-    roots(K, t_lo, y, v, g, stack)
+    _time_roots(K, t_lo, v, g, stack)
+    best = np.inf
+    sampled = False
     for i in range(m):
         ref[i] = g[i]
-    prev = t_lo
-    for j in range(1, n + 1):
-        t = t_lo + (t_hi - t_lo) * j / n if j < n else t_hi
-        roots(K, t, y, v, g, stack)
-        hit = False
-        for i in range(m):
-            if not mask[i]:
-                continue
-            if ref[i] == 0.0 or ref[i] != ref[i]:
-                ref[i] = g[i]
-            elif (ref[i] < 0.0 and g[i] > 0.0) or (ref[i] > 0.0 and g[i] < 0.0):
-                hit = True
-        if hit:
-            a, b = prev, t
-            for _ in range(200):
-                mid = 0.5 * (a + b)
-                if mid <= a or mid >= b:
-                    break
-                roots(K, mid, y, v, g, stack)
-                crossed = False
-                for i in range(m):
-                    if mask[i] and ((ref[i] < 0.0 and g[i] > 0.0) or (ref[i] > 0.0 and g[i] < 0.0)):
-                        crossed = True
-                if crossed:
-                    b = mid
-                else:
-                    a = mid
-            return b
-        prev = t
-    return np.inf
+        if not mask[i]:
+            continue
+        if slope[i] == 0.0:
+            sampled = True
+            continue
+        if g[i] == 0.0 or g[i] != g[i]:
+            continue
+        t_star = t_lo - g[i] / slope[i]
+        if t_star <= t_lo or t_star > t_hi:
+            continue
+        # step up to the first float where the sign has changed
+        tb = t_star
+        for _ in range(64):
+            _time_roots(K, tb, v, g, stack)
+            if _opposite(ref[i], g[i]):
+                break
+            tb = np.nextafter(tb, np.inf)
+        if tb < best:
+            best = tb
+    if sampled:
+        prev = t_lo
+        end = min(best, t_hi)
+        for j in range(1, n + 1):
+            t = t_lo + (end - t_lo) * j / n if j < n else end
+            _time_roots(K, t, v, g, stack)
+            hit = False
+            for i in range(m):
+                if not mask[i] or slope[i] != 0.0:
+                    continue
+                if ref[i] == 0.0 or ref[i] != ref[i]:
+                    ref[i] = g[i]
+                elif _opposite(ref[i], g[i]):
+                    hit = True
+            if hit:
+                a, b = prev, t
+                for _ in range(200):
+                    mid = 0.5 * (a + b)
+                    if mid <= a or mid >= b:
+                        break
+                    _time_roots(K, mid, v, g, stack)
+                    crossed = False
+                    for i in range(m):
+                        if mask[i] and slope[i] == 0.0 and _opposite(ref[i], g[i]):
+                            crossed = True
+                    if crossed:
+                        b = mid
+                    else:
+                        a = mid
+                if b < best:
+                    best = b
+                break
+            prev = t
+    return best
 
 
 def new_stack(K: Kernel) -> np.ndarray:

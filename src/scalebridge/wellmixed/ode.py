@@ -136,7 +136,9 @@ def integrate(cm: CompiledModel, K: vm.Kernel, y: np.ndarray, v: np.ndarray,
     while t < t_end:
         t_stop = min(t_end, queue.next_time())
         if time_roots is not None:
-            t_cross = vm.first_crossing(K, t, t_stop, TIME_ROOT_SAMPLES, y, v, time_roots, g, stack)
+            t_cross = vm.first_crossing(
+                K, t, t_stop, TIME_ROOT_SAMPLES, v, time_roots, cm.time_root_slope, g, stack
+            )
             t_stop = min(t_stop, t_cross)
         kwargs: dict[str, Any] = dict(rtol=method.rtol, atol=atol, hmax=method.hmax,
                                       max_steps=method.max_steps,
