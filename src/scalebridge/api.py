@@ -31,9 +31,9 @@ def load(
     ODE text format (``.ode``, ``.txt``), chosen by suffix."""
     p = Path(path)
     if not p.exists():
-        raise ModelError(f"no such file: {p}", source=str(p))
+        raise ModelError("no such file", source=str(p))
     if p.is_dir():
-        raise ModelError(f"{p} is a directory, not a model file", source=str(p))
+        raise ModelError("is a directory, not a model file", source=str(p))
     suffix = p.suffix.lower()
     if suffix in SBML_SUFFIXES:
         from .model.sbml import read_sbml
@@ -103,7 +103,8 @@ def simulate(
         ]
         if given:
             raise OptionError(
-                f"method '{m.name}' is deterministic: {', '.join(given)} do not apply"
+                f"method '{m.name}' is deterministic: {', '.join(given)} "
+                f"{'does' if len(given) == 1 else 'do'} not apply"
             )
     problem = TimeCourse(
         net,

@@ -277,7 +277,7 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
             rate_rules=(RateRule("z", P("k")),),
         ),
         "z",
-        "'z' has both a assignment rule and a rate rule",
+        "'z' has both an assignment rule and a rate rule",
     ),
     (
         "two assignment rules",

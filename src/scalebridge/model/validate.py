@@ -193,7 +193,7 @@ def _validate(net: ReactionNetwork) -> None:
             if v not in settable:
                 raise ModelError(f"{what} for unknown variable '{v}'", element=element)
             if v in ruled:
-                raise ModelError(f"'{v}' has both a {ruled[v]} and a {what}", element=element)
+                raise ModelError(f"'{v}' has both {_a(ruled[v])} and {_a(what)}", element=element)
             if constant_of(v):
                 raise ModelError(f"{what} for constant '{v}'", element=element)
             if v in species and net.reaction_changes(v):
@@ -244,6 +244,10 @@ def _validate(net: ReactionNetwork) -> None:
             check_math(ea.math, element)
 
     _check_cycles(net)
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
 
 def _check_calls(e: Expr, fmap: dict, element: str) -> None:
