@@ -146,13 +146,16 @@ class CompiledModel:
         return self.kernel._replace(rec_slots=np.asarray(list(slots), dtype=np.int64))
 
     def initial(
-        self, values: Mapping[str, float] | None = None, t0: float = 0.0
+        self,
+        values: Mapping[str, float] | None = None,
+        t0: float = 0.0,
+        default_size: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Initial state ``y0`` and value array ``v0`` at ``t0`` (SBML initial-value semantics:
         declared values, then initial assignments and assignment rules).  ``values`` overrides
         parameters, compartment sizes and species (in the species' own units) and wins over
         initial assignments to the same symbol."""
-        sym = InitialValues(self.network, values or {}, t0)
+        sym = InitialValues(self.network, values or {}, t0, default_size)
         v = np.zeros(self.kernel.n_slots)
         v[vm.SLOT_TIME] = t0
         v[vm.SLOT_ONE] = 1.0
@@ -167,8 +170,15 @@ class CompiledModel:
 class InitialValues(Mapping[str, float]):
     """Symbol values at the initial time, resolved lazily in dependency order."""
 
-    def __init__(self, net: ReactionNetwork, overrides: Mapping[str, float], t0: float):
+    def __init__(
+        self,
+        net: ReactionNetwork,
+        overrides: Mapping[str, float],
+        t0: float,
+        default_size: float | None = None,
+    ):
         self.net, self.over, self.t0 = net, dict(overrides), t0
+        self.default_size = default_size
         self.cache: dict[str, float] = {}
         self.active: list[str] = []
         for name in self.over:
@@ -239,6 +249,8 @@ class InitialValues(Mapping[str, float]):
                 return comp.size
             if comp.spatial_dimensions == 0:
                 return 1.0
+            if self.default_size is not None:
+                return self.default_size
             raise ModelError(f"compartment '{name}' has no size", element=name)
         if kind == "parameter":
             p = net.parameter_map[name]

@@ -224,6 +224,14 @@ class ReactionNetwork:
 
         validate_network(self)
 
+    # -- pickling: fields only (caches such as compiled models are rebuilt where unpickled) --
+    def __getstate__(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, val in state.items():
+            object.__setattr__(self, k, val)
+
     # -- lookup ---------------------------------------------------------------------------
     @cached_property
     def compartment_map(self) -> dict[str, Compartment]:

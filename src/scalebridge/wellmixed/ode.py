@@ -33,6 +33,9 @@ from .compiled import compiled
 from .events import EventQueue
 
 MAX_STOPS = 1_000_000
+# A compartment whose size the model leaves unset has size 1, as for the stochastic methods
+# (DESIGN.md: the system size is the compartment size where one is given, 1 otherwise).
+DEFAULT_SIZE = 1.0
 # Root functions of time alone are scanned on this many sub-intervals of every integration
 # segment before the integrator runs (the integrator only compares roots at its step ends, and a
 # periodic trigger can turn true and false again within one long step).
@@ -83,7 +86,7 @@ class ODE:
         check_vars(problem.network, names)
         quantities = {n: problem.quantity_of(n) for n in names}
         K = cm.with_records(cm.slot_of(n, quantities[n]) for n in names)
-        y, v = cm.initial(problem.values, problem.t0)
+        y, v = cm.initial(problem.values, problem.t0, default_size=DEFAULT_SIZE)
         out = np.full((problem.times.size, len(names)), np.nan)
         stats = integrate(cm, K, y, v, problem.times, out, self)
         wall = time.perf_counter() - t_start

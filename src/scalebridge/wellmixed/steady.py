@@ -108,7 +108,7 @@ def steady_state(
         )
     cm = compiled(net)
     _refuse_time_dependence(cm)
-    y0, v = cm.initial(params or {}, 0.0)
+    y0, v = cm.initial(params or {}, 0.0, default_size=1.0)
     n = cm.n_states
     C, laws = _law_matrix(net, cm)
     T = C @ y0
