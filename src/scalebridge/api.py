@@ -74,10 +74,12 @@ def simulate(
     runs: int | None = None,
     seed: int | None = None,
     workers: int | None = None,
-    scheduler: str | None = None,
+    scheduler: Any = None,
     vars: Iterable[str] | None = None,
     units: str = "model",
     params: Mapping[str, float] | None = None,
+    chunk_size: int | None = None,
+    progress: bool | None = None,
     **options: Any,
 ) -> Result:
     """Simulate ``model`` with ``method`` and return a :class:`~scalebridge.results.Result`.
@@ -86,7 +88,18 @@ def simulate(
     included) or ``times``.  ``params`` overrides parameter values, compartment sizes and
     species initial values.  ``vars`` selects reported variables; ``units`` is ``"model"``,
     ``"amount"`` or ``"concentration"``.  Further keyword arguments are the method's options
-    (e.g. ``rtol``, ``atol`` for ``ode``).
+    (e.g. ``rtol``, ``atol`` for ``ode``; ``variant`` for ``ssa``; ``counts_per_amount`` for the
+    stochastic methods).
+
+    Sampling methods (``ssa``, ``tau-leap``, ``cle``) run ``runs`` trajectories with
+    :func:`scalebridge.ensemble.run_ensemble`: ``seed`` fixes every random stream, ``workers``
+    the local threads (default: all cores), ``scheduler`` a Dask cluster to run on,
+    ``chunk_size`` the runs per chunk (default: adaptive) and ``progress`` the progress bar
+    (default: for long runs on a terminal).  One run (``runs`` None or 1) is reported as the
+    trajectory itself, dims ``("time",)``; more as dims ``("run", "time")``.
+    ``record_events=True`` (``ssa``, one run) records every reaction event
+    (``SSA.solve_events``).  ``fsp`` computes the distribution, not samples: ``runs``, ``seed``,
+    ``workers`` and ``scheduler`` do not apply to it, as to the deterministic methods.
     """
     net = model if isinstance(model, ReactionNetwork) else load(model)
     if times is not None:
@@ -96,14 +109,20 @@ def simulate(
     else:
         raise OptionError("give t_end (with n_points) or times")
     m = get_method(method, **options)
-    stochastic_only = {"runs": runs, "seed": seed, "workers": workers, "scheduler": scheduler}
-    if not m.stochastic:
+    record_events = bool(getattr(m, "record_events", False))  # an ssa option
+    ensemble = callable(getattr(m, "run_runs", None))
+    stochastic_only = {
+        "runs": runs, "seed": seed, "workers": workers, "scheduler": scheduler,
+        "chunk_size": chunk_size,
+    }  # fmt: skip
+    if not ensemble and not record_events:
         given = [
             k for k, v in stochastic_only.items() if v is not None and not (k == "runs" and v == 1)
         ]
         if given:
+            what = "is deterministic" if not m.stochastic else "does not sample runs"
             raise OptionError(
-                f"method '{m.name}' is deterministic: {', '.join(given)} "
+                f"method '{m.name}' {what}: {', '.join(given)} "
                 f"{'does' if len(given) == 1 else 'do'} not apply"
             )
     problem = TimeCourse(
@@ -113,7 +132,37 @@ def simulate(
         vars=None if vars is None else tuple(vars),
         units=units,
     )
+    if record_events:
+        return _solve_events(m, problem, runs=runs, seed=seed, scheduler=scheduler)
+    if ensemble:
+        from .ensemble import run_ensemble
+
+        return run_ensemble(
+            m, problem, runs=runs, seed=seed, workers=workers, scheduler=scheduler,
+            chunk_size=chunk_size, progress=progress,
+        )  # fmt: skip
     return solve(problem, m)
+
+
+def _solve_events(
+    m: Any, problem: TimeCourse, *, runs: int | None, seed: int | None, scheduler: Any
+) -> Result:
+    """One run that records every event (the method's ``solve_events(problem, seed)``)."""
+    from .ensemble import root_seed
+
+    if not callable(getattr(m, "solve_events", None)):
+        raise OptionError(f"method '{m.name}' cannot record events (record_events applies to ssa)")
+    if runs not in (None, 1):
+        raise OptionError(f"record_events records one run, not runs={runs}")
+    if scheduler is not None:
+        raise OptionError("record_events runs one trajectory locally: scheduler does not apply")
+    if problem.units == "concentration":
+        raise OptionError(
+            f"method '{m.name}' reports species as molecule counts: units 'concentration' does "
+            "not apply (use 'model' or 'amount')"
+        )
+    result: Result = m.solve_events(problem, root_seed(seed))
+    return result
 
 
 def solve(problem: TimeCourse, method: Any) -> Result:

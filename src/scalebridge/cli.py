@@ -3,9 +3,11 @@
 ::
 
     scalebridge [--debug] simulate MODEL [--method M] --t-end T [--n-points N] [--runs R]
-                [--seed S] [--workers W] [--scheduler ADDRESS] [--vars A,B]
-                [--units model|amount|concentration] [--param k=v ...] [--out FILE.csv|FILE.nc]
-                [--plot FILE.png] [--rtol X] [--atol X]
+                [--seed S] [--workers W] [--scheduler ADDRESS] [--chunk-size N]
+                [--progress/--no-progress] [--vars A,B] [--units model|amount|concentration]
+                [--param k=v ...] [--out FILE.csv|FILE.nc] [--plot FILE.png] [--rtol X]
+                [--atol X] [--counts-per-amount X] [--variant V] [--record-events] [--dt X]
+                [--scheme S] [--tol X] [--option NAME=VALUE ...]
     scalebridge info MODEL [--json]
     scalebridge convert MODEL [--to sbml|antimony] --out FILE
     scalebridge demo [NAME] [--out DIR]
@@ -21,7 +23,12 @@ Conventions
 * Options are checked before the model is simulated: the output suffixes, the output directories,
   ``--vars`` and ``--param`` names, and the method with its options.  Methods are passed through
   to :func:`scalebridge.simulate` by name; which of them exist in this version is its business
-  (see :mod:`scalebridge.methods`).
+  (see :mod:`scalebridge.methods`).  Method options have flags of their own where they are
+  common (``--rtol``, ``--variant``, ``--dt``, ...) and otherwise go through
+  ``--option NAME=VALUE``, whose value is read as a literal (a number, true/false, or a word such
+  as ``composition-rejection``), never evaluated.
+* Stochastic ensembles (``--runs``): Ctrl-C stops the ensemble, writes the runs already finished
+  to ``--out`` (or stdout), says how many, and exits with status 130.
 * Files are written atomically (temporary file + rename), so a failure never leaves a partial file.
 
 The command is a :class:`click.Group` whose :meth:`ScalebridgeGroup.main` owns the error handling,
@@ -66,6 +73,9 @@ OUTPUT_SUFFIXES = {".csv": "CSV table", ".nc": "NetCDF"}
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 CONVERT_TARGETS = ("sbml", "antimony")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OPTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_WORD = re.compile(r"^[A-Za-z][A-Za-z0-9_.+-]*$")
 
 
 def _one_line(text: str) -> str:
@@ -216,6 +226,7 @@ Examples:
   scalebridge demo                              # built-in example, files in ./out
   scalebridge info model.xml                    # what is in a model
   scalebridge simulate model.xml --t-end 100 --n-points 201 --out run.csv
+  scalebridge simulate model.xml --method ssa --t-end 50 --runs 10000 --seed 1 --out ssa.csv
   scalebridge convert model.xml --out model.ant # SBML to Antimony
 """
 
@@ -271,6 +282,73 @@ def _parse_params(items: Sequence[str]) -> dict[str, float]:
         if name in out:
             raise OptionError(f"{where}: '{name}' is given twice")
         out[name] = value
+    return out
+
+
+def _option_value(text: str, where: str) -> bool | int | float | str:
+    """A literal option value: true/false, an integer, a number, or a plain word (a choice such
+    as ``composition-rejection``).  Nothing is evaluated."""
+    from .model.parse import parse_number
+
+    low = text.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if _INTEGER.match(text):
+        return int(text)
+    try:
+        value = parse_number(text)
+    except ModelError:
+        if _WORD.match(text):
+            return text
+        raise OptionError(
+            f"{where}: '{text}' is not a number, true/false or a plain word"
+        ) from None
+    if not math.isfinite(value):
+        raise OptionError(f"{where}: the value must be finite")
+    return value
+
+
+def _parse_options(items: Sequence[str], flags: Mapping[str, Any]) -> dict[str, Any]:
+    """``--option NAME=VALUE`` items plus the method-option flags that were given."""
+    out: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name, text = name.strip(), text.strip()
+        where = f"--option {item}"
+        if not sep or not name or not text:
+            raise OptionError(f"{where}: expected NAME=VALUE, e.g. --option epsilon=0.01")
+        if not _OPTION_NAME.match(name):
+            raise OptionError(f"{where}: '{name}' is not an option name")
+        key = name.replace("-", "_")
+        if key in out:
+            raise OptionError(f"{where}: option '{key}' is given twice")
+        out[key] = _option_value(text, where)
+    return out
+
+
+def _coerce_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Match literal values to the method's declared option types: a whole number given for an
+    integer option becomes an int (``1e6``), an integer for a float option a float."""
+    import dataclasses
+
+    try:
+        cls = _methods.method_class(method)
+    except OptionError:
+        return options  # get_method reports it
+    if not dataclasses.is_dataclass(cls):
+        return options
+    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    out = dict(options)
+    for key, value in options.items():
+        kind = types.get(key, "")
+        if isinstance(value, bool):
+            continue
+        if kind.startswith("int") and isinstance(value, float) and value.is_integer():
+            out[key] = int(value)
+        elif kind.startswith("float") and isinstance(value, int):
+            out[key] = float(value)
     return out
 
 
@@ -337,11 +415,21 @@ Everything is checked before the run starts (file, method, options, names in --v
 --param, output suffixes): such mistakes exit with status 2 and one line on stderr.  A run
 that fails (a blow-up, a failed step) exits with status 3, naming the variable and the time.
 
+Stochastic methods (ssa, tau-leap, cle) report molecule counts and run --runs trajectories,
+on all local cores by default or on a Dask cluster (--scheduler); the same --seed gives the
+same ensemble whatever the number of workers.  With more than one run the CSV holds X-mean
+and X-sd per variable; the NetCDF file holds every run.  fsp computes the distribution itself:
+--out FILE.nc holds the distribution and its moments, --out FILE.csv the moments.  Ctrl-C
+during an ensemble writes the runs already finished and exits with status 130.
+
 \b
 Examples:
   scalebridge simulate model.xml --t-end 100 --n-points 201 --out run.csv
   scalebridge simulate model.ant --t-end 50 --vars A,B --param k1=0.5 --param A=10
   scalebridge simulate model.xml --t-end 10 --units amount --out run.nc --plot run.png
+  scalebridge simulate model.xml --method ssa --t-end 50 --runs 10000 --seed 1 --out ssa.csv
+  scalebridge simulate model.xml --method tau-leap --t-end 50 --runs 1000 --option epsilon=0.01
+  scalebridge simulate model.xml --method fsp --t-end 50 --tol 1e-8 --out dist.nc
 """
 
 
@@ -372,11 +460,24 @@ Examples:
 )  # fmt: skip
 @click.option(
     "--workers", type=click.IntRange(min=1), default=None, metavar="W",
-    help="Worker processes for ensembles. [default: all local cores]",
+    help="Threads running an ensemble on this machine (with --scheduler: chunks in flight). "
+    "[default: all local cores]",
 )  # fmt: skip
 @click.option(
     "--scheduler", default=None, metavar="ADDRESS",
-    help="Address of a Dask scheduler to run ensembles on, e.g. tcp://host:8786.",
+    help="Address of a Dask scheduler to run ensembles on, e.g. tcp://host:8786; or "
+    "'processes' for a local cluster of --workers processes (for models with events, whose "
+    "runs do not gain from threads).",
+)  # fmt: skip
+@click.option(
+    "--chunk-size", "chunk_size", type=click.IntRange(min=1), default=None, metavar="N",
+    help="Runs per chunk of an ensemble (the result does not depend on it). "
+    "[default: adapted to the cost of a run]",
+)  # fmt: skip
+@click.option(
+    "--progress/--no-progress", default=None,
+    help="Show a progress bar for ensembles. [default: on a terminal, for runs projected to "
+    "take more than a few seconds]",
 )  # fmt: skip
 @click.option(
     "--vars", "vars_", default=None, metavar="A,B",
@@ -412,6 +513,39 @@ Examples:
     help="Absolute tolerance of the integrator, in the states' units. "
     "[default: the method's, 1e-12 for ode]",
 )  # fmt: skip
+@click.option(
+    "--counts-per-amount", "counts_per_amount", type=float, default=None, metavar="X",
+    help="Stochastic methods: molecules per unit of amount (needed for models in moles, e.g. "
+    "6.02214076e23). [default: 1, amounts are counts]",
+)  # fmt: skip
+@click.option(
+    "--variant", default=None, metavar="V",
+    help="ssa: 'direct' or 'composition-rejection' (flat cost per event on large networks). "
+    "[default: direct]",
+)  # fmt: skip
+@click.option(
+    "--record-events", "record_events", is_flag=True, default=None,
+    help="ssa: record every reaction event of one run instead of sampling the time grid.",
+)  # fmt: skip
+@click.option(
+    "--dt", type=float, default=None, metavar="X",
+    help="cle: the time step of the Langevin integrator.",
+)  # fmt: skip
+@click.option(
+    "--scheme", default=None, metavar="S",
+    help="cle: 'euler-maruyama' (weak order 1) or 'weak2' (weak order 2). "
+    "[default: euler-maruyama]",
+)  # fmt: skip
+@click.option(
+    "--tol", type=float, default=None, metavar="X",
+    help="fsp: the truncation error allowed (probability leaving the projection). "
+    "[default: 1e-6]",
+)  # fmt: skip
+@click.option(
+    "--option", "options", multiple=True, metavar="NAME=VALUE",
+    help="Any other option of the method, e.g. --option epsilon=0.01 (tau-leap); repeat for "
+    "several.  VALUE is a number, true/false or a word.",
+)  # fmt: skip
 def simulate_cmd(
     model: str,
     method: str,
@@ -428,16 +562,27 @@ def simulate_cmd(
     plot: str | None,
     rtol: float | None,
     atol: float | None,
+    chunk_size: int | None,
+    progress: bool | None,
+    counts_per_amount: float | None,
+    variant: str | None,
+    record_events: bool | None,
+    dt: float | None,
+    scheme: str | None,
+    tol: float | None,
+    options: tuple[str, ...],
 ) -> None:
     # Cheap checks of the options first, then the model, then names against the model.
     out_path = _check_out(out)
     plot_path = _check_plot(plot)
     values = _parse_params(params)
     names = _parse_vars(vars_)
-    method_options: dict[str, Any] = {}
-    for key, given in (("rtol", rtol), ("atol", atol)):
-        if given is not None:  # only options the user set: other methods may not take them
-            method_options[key] = given
+    flags = {
+        "rtol": rtol, "atol": atol, "counts_per_amount": counts_per_amount, "variant": variant,
+        "record_events": record_events, "dt": dt, "scheme": scheme, "tol": tol,
+    }  # fmt: skip
+    # Only options the user set: other methods may not take them.
+    method_options = _coerce_options(method, _parse_options(options, flags))
     try:  # an unknown or unavailable method, or bad method options
         _methods.get_method(method, **method_options)
     except OptionError as e:
@@ -458,15 +603,41 @@ def simulate_cmd(
         with _where(f"{model}: --vars"):
             check_vars(net, names)
 
-    # The place for a progress display (rich) of long ensembles, once a method reports progress.
+    import warnings
+
+    from .ensemble import EnsembleInterrupted
+
     try:
-        res = simulate(
-            net, method, t_end=t_end, n_points=n_points, runs=runs, seed=seed, workers=workers,
-            scheduler=scheduler, vars=names, units=units, params=values, **method_options,
-        )  # fmt: skip
+        with warnings.catch_warnings():
+            # An interrupted ensemble is reported below, from its stats.
+            warnings.simplefilter("ignore", EnsembleInterrupted)
+            res = simulate(
+                net, method, t_end=t_end, n_points=n_points, runs=runs, seed=seed,
+                workers=workers, scheduler=scheduler, chunk_size=chunk_size, progress=progress,
+                vars=names, units=units, params=values, **method_options,
+            )  # fmt: skip
+    except ModelError as e:  # found when the method prepares the model (e.g. stoichiometry)
+        if e.source:
+            raise
+        raise OptionError(f"{model}: {e}") from e
     except SolverError as e:
         raise SolverError(f"{model}: run failed: {e}", variable=e.variable, time=e.time) from e
+    except KeyboardInterrupt:
+        if runs is not None and runs > 1:
+            _note("interrupted before any run finished; nothing written")
+            raise click.exceptions.Exit(EXIT_INTERRUPT) from None
+        raise
 
+    interrupted = bool(res.stats.get("interrupted"))
+    if interrupted:
+        done, total = res.stats.get("runs_completed"), res.stats.get("runs")
+        _note(f"interrupted: kept {done} finished run{'' if done == 1 else 's'} of {total}")
+    _write_outputs(res, out_path, plot_path)
+    if interrupted:
+        raise click.exceptions.Exit(EXIT_INTERRUPT)
+
+
+def _write_outputs(res: Any, out_path: Path | None, plot_path: Path | None) -> None:
     if out_path is None:
         table = res.to_dataframe()
         table.to_csv(sys.stdout, index=False, lineterminator="\n", na_rep="NaN")

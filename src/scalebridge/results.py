@@ -15,6 +15,12 @@ return type).  A result holds
   (:func:`scalebridge.provenance.package_versions`) and ``wall_time_s``, plus whatever the
   method reports (``steps``, ``events``, ``rhs_evaluations``, ...).
 
+A result may instead carry the moments of a distribution (``method="fsp"``): a variable ``X``
+with attrs ``statistic="mean"`` and a variable ``X-sd`` with attrs ``statistic="sd"`` and
+``of="X"``, both on ``("time",)``, beside variables with further dimensions (marginal and
+joint distributions).  For such a result :meth:`Result.mean` and :meth:`Result.sd` return those
+moments and :meth:`Result.to_csv` writes ``X-mean`` and ``X-sd`` columns.
+
 Run statistics, for R runs x_1(t) .. x_R(t) of a variable:
 mean m(t) = (1/R) sum_r x_r(t); sd s(t) = sqrt( sum_r (x_r(t) - m(t))^2 / (R - 1) ), the sample
 standard deviation (ddof = 1, as in the DSMTS reference files).  NaN in any run propagates.
@@ -216,12 +222,26 @@ class Result:
         return Result(self.data[wanted], copy.deepcopy(self.stats))
 
     # ------------------------------------------------------------------ statistics
+    def moment_variables(self) -> dict[str, str]:
+        """``{mean variable: its sd variable}`` of a result that carries the moments of a
+        distribution (see the module docstring); empty for trajectories and ensembles."""
+        out: dict[str, str] = {}
+        for name, var in self.data.data_vars.items():
+            of = var.attrs.get("of")
+            if var.attrs.get("statistic") == "sd" and of in self.data.data_vars:
+                out[str(of)] = str(name)
+        return {m: out[m] for m in self.variables if m in out}
+
     def mean(self) -> xr.Dataset:
         """Mean over runs, m(t) = (1/R) sum_r x_r(t); dims without ``"run"``.
 
         For a single trajectory (no ``"run"`` dimension, or one run) this is the trajectory.
         Variables without a ``"run"`` dimension are returned unchanged.  Attrs are kept.
+        For a result carrying moments (:meth:`moment_variables`), the mean variables.
         """
+        moments = self.moment_variables()
+        if moments:
+            return self.data[list(moments)]
         n = self.n_runs
         if n is None:
             return self.data.copy(deep=False)
@@ -234,8 +254,16 @@ class Result:
 
         The sample sd is undefined for one run; a single trajectory (no ``"run"`` dimension, or
         one run), and variables without a ``"run"`` dimension, get zeros.  The result is float;
-        attrs (including ``units``, which sd shares with the variable) are kept.
+        attrs (including ``units``, which sd shares with the variable) are kept.  For a result
+        carrying moments (:meth:`moment_variables`), the sd variables under the mean's id.
         """
+        moments = self.moment_variables()
+        if moments:
+            return xr.Dataset(
+                {m: self.data[s] for m, s in moments.items()},
+                coords={TIME: self.data[TIME]},
+                attrs=dict(self.data.attrs),
+            )
         n = self.n_runs
         base = self.data.isel({RUN: 0}, drop=True) if n == 1 else self.data
         out: dict[str, xr.DataArray] = {}
@@ -254,8 +282,17 @@ class Result:
         followed by ``X-sd`` for every variable (the DSMTS layout; sd as in :meth:`sd`); for a
         single trajectory (no ``"run"`` dimension, or one run) one column per variable.  Only
         time-series variables (dims ``("time",)`` or ``("run", "time")``) can be tabulated;
-        others raise :class:`~scalebridge.errors.OptionError`.
+        others raise :class:`~scalebridge.errors.OptionError`.  A result carrying moments
+        (:meth:`moment_variables`) gives ``X-mean`` and ``X-sd`` columns for its moments, the
+        same layout as an ensemble.
         """
+        moments = self.moment_variables()
+        if moments:
+            mean, sd = self.mean(), self.sd()
+            table = {TIME: self.time}
+            table.update({f"{m}-mean": mean[m].to_numpy() for m in moments})
+            table.update({f"{m}-sd": sd[m].to_numpy() for m in moments})
+            return pd.DataFrame(table)
         for name, var in self.data.data_vars.items():
             if not set(var.dims) <= {RUN, TIME}:
                 raise OptionError(
@@ -373,9 +410,12 @@ class Result:
         ax: Axes | None = None,
         title: str | None = None,
     ) -> Figure:
-        """Plot the trajectories; see :func:`scalebridge.plot.plot_result`."""
+        """Plot the trajectories (the means of a result carrying moments); see
+        :func:`scalebridge.plot.plot_result`."""
         from .plot import plot_result
 
+        if vars is None and self.moment_variables():
+            vars = list(self.moment_variables())
         return plot_result(self, path, vars=vars, ax=ax, title=title)
 
 

@@ -518,7 +518,8 @@ class _Builder:
         emit(vm.SEG_OUT, out_nodes)
         jac = self.jacobian(asm, seg, deriv, sop)
         emit(vm.SEG_ROOTS, root_nodes)
-        time_only = [not self._depends_on_states(k) for k in root_keys]
+        # roots of time alone; a root of neither time nor states is constant between events
+        time_only = [not self._depends_on_states(k) and self._depends_on_time(k) for k in root_keys]
         emit(
             vm.SEG_TIME_ROOTS,
             self.order([k for k, t in zip(root_keys, time_only, strict=True) if t], set()),
@@ -584,6 +585,21 @@ class _Builder:
         if isinstance(slope, Num) and math.isfinite(slope.value):
             return slope.value
         return 0.0
+
+    def _depends_on_time(self, key: str) -> bool:
+        """Whether derived ``key`` reads the time, directly or through other derived values."""
+        seen: set[str] = set()
+        stack = [key]
+        while stack:
+            k = stack.pop()
+            if k in seen or k not in self.nodes:
+                continue
+            seen.add(k)
+            e = self.nodes[k]
+            if any(isinstance(n, Call) and n.op == "time" for n in walk(e)):
+                return True
+            stack.extend(symbols(e))
+        return False
 
     def _depends_on_states(self, key: str) -> bool:
         """Whether derived ``key`` reads a state, directly or through other derived values."""

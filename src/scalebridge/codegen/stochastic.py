@@ -86,7 +86,8 @@ class SsaTables(NamedTuple):
     stack_size: int
     dep_ptr: np.ndarray  # int64[n_r + 1]: reactions whose propensity reaction j changes
     dep_idx: np.ndarray  # int64[:]
-    rec_kind: np.ndarray  # int64[n_rec]: 0 species count (rec_ref = species), 1 value slot
+    rec_kind: np.ndarray  # int64[n_rec]: 0 count of state species rec_ref, 1 value of slot
+    #                       rec_ref, 2 count of another species (amount in slot rec_ref x scale)
     rec_ref: np.ndarray  # int64[n_rec]
 
 
@@ -131,7 +132,8 @@ class StochasticModel:
         return x, y, v
 
     def with_records(self, names: Iterable[str]) -> SsaTables:
-        """Tables recording ``names``: species as molecule counts, anything else by value."""
+        """Tables recording ``names``: species as molecule counts (kind 0 for state species, 2
+        for species no reaction changes: amount x scale), anything else by value (kind 1)."""
         kinds, refs = [], []
         index = {s: i for i, s in enumerate(self.species)}
         for n in names:
@@ -139,7 +141,7 @@ class StochasticModel:
                 kinds.append(0)
                 refs.append(index[n])
             else:
-                kinds.append(1)
+                kinds.append(2 if n in self.network.species_map else 1)
                 refs.append(self.cm.slot_of(n, "amount"))
         return self.tables._replace(
             rec_kind=np.asarray(kinds, dtype=np.int64), rec_ref=np.asarray(refs, dtype=np.int64)

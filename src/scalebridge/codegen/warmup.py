@@ -29,6 +29,40 @@ def warmup() -> float:
     )
     for solver in ("dense", "sparse"):
         simulate(net, "ode", t_end=2.0, n_points=5, linear_solver=solver)
+    counts = from_antimony(
+        """
+        model warm_counts
+          species A = 20, B = 0
+          J1: A -> B; k1 * A
+          J2: 2 B -> ; 0.5 * k2 * B * B
+          J3: -> A; k3
+          J4: B -> ; V * B / (K + B)
+          k1 = 0.5; k2 = 0.1; k3 = 2; V = 1; K = 5
+        end
+        """
+    )
+    events = from_antimony(
+        """
+        model warm_events
+          species A = 20, B = 0
+          J1: A -> B; k1 * A
+          J2: B -> ; k2 * B
+          J3: -> A; k3
+          k1 = 0.5; k2 = 0.1; k3 = 2
+          E1: at (A < 15): k3 = 4
+          E2: at (time > 1): k1 = 1
+        end
+        """
+    )
+    for variant in ("direct", "composition-rejection", "rssa"):
+        simulate(counts, "ssa", t_end=2.0, n_points=5, runs=2, seed=1, workers=1, variant=variant)
+        simulate(events, "ssa", t_end=2.0, n_points=5, runs=2, seed=1, workers=1,
+                 variant=variant, vars=["A", "B", "k3"])  # fmt: skip
+    for model in (counts, events):
+        simulate(model, "tau-leap", t_end=2.0, n_points=5, runs=2, seed=1, workers=1)
+    for scheme in ("euler-maruyama", "weak2"):
+        simulate(counts, "cle", t_end=2.0, n_points=5, runs=2, seed=1, workers=1, scheme=scheme)
+    simulate(counts, "fsp", t_end=2.0, n_points=5)
     return time.perf_counter() - t0
 
 

@@ -155,3 +155,5 @@ def record(
         for k in range(T.rec_kind.shape[0]):
             if T.rec_kind[k] == 1:
                 row[k] = v[T.rec_ref[k]]
+            elif T.rec_kind[k] == 2:
+                row[k] = v[T.rec_ref[k]] * T.scale
