@@ -678,13 +678,15 @@ Examples:
 @click.argument("model", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def info_cmd(model: str, as_json: bool) -> None:
+    from .codegen.stochastic import stochastic_summary
     from .model.describe import describe, describe_text
 
     net = _load(model)
+    extra = {"stochastic_methods": stochastic_summary(net)}
     if as_json:
-        click.echo(json.dumps(describe(net), indent=2, allow_nan=False))
+        click.echo(json.dumps(describe(net, extra=extra), indent=2, allow_nan=False))
     else:
-        click.echo(describe_text(net).rstrip("\n"))
+        click.echo(describe_text(net, extra=extra).rstrip("\n"))
 
 
 # ==================================================================================================

@@ -179,3 +179,19 @@ def test_streams_are_independent_and_reproducible() -> None:
     x = [prop.next_u64(a[0]) for _ in range(5)]
     y = [prop.next_u64(b[0]) for _ in range(5)]
     assert x == y
+
+
+def test_info_says_which_reactions_were_converted() -> None:
+    from scalebridge.codegen.stochastic import stochastic_summary
+
+    s = stochastic_summary(
+        model(
+            " species A = 0, B = 0\n r1: 2 A -> B; 0.5*k*A*A\n r2: B -> ; k*B\n"
+            " r3: B -> A; V*B/(K + B)\n k = 1; V = 1; K = 2"
+        )
+    )
+    assert s["converted to combinatorial mass action"] == ["r1"]
+    assert s["mass action, unchanged"] == ["r2"]
+    assert s["laws used as written"] == ["r3"]
+    bad = stochastic_summary(model(" species A = 0\n r: 1.5 A -> ; k*A\n k = 1"))
+    assert bad["available"] is False and "non-integer" in str(bad["reason"])

@@ -502,3 +502,30 @@ def _widen(cm: CompiledModel, n_slots: int) -> CompiledModel:
     from dataclasses import replace
 
     return replace(cm, kernel=cm.kernel._replace(n_slots=n_slots), _pool={})
+
+
+def stochastic_summary(net: ReactionNetwork) -> dict[str, object]:
+    """How the stochastic methods read ``net``, for ``scalebridge info``: which reactions
+    were converted to the combinatorial mass-action form, which run on the mass-action path
+    unchanged, which laws are used as written -- or why the network cannot run stochastically."""
+    note = ""
+    try:
+        _scale(net, None)
+    except OptionError as e:
+        note = str(e)
+    try:
+        sm = compile_stochastic(net, counts_per_amount=1.0)
+    except (ModelError, OptionError) as e:  # UnsupportedFeatureError is a ModelError
+        return {"available": False, "reason": str(e)}
+    as_written = [r for r, m in zip(sm.reactions, sm.mass_action, strict=True) if not m]
+    same = [r for r, m in zip(sm.reactions, sm.mass_action, strict=True) if m]
+    groups = {
+        "converted to combinatorial mass action": sm.converted,
+        "mass action, unchanged": [r for r in same if r not in sm.converted],
+        "laws used as written": as_written,
+    }
+    out: dict[str, object] = {"available": True}
+    out.update({k: v for k, v in groups.items() if v})
+    if note:
+        out["note"] = note
+    return out
