@@ -33,6 +33,7 @@ test-slow: $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/ode_roadrunner.py
+	$(PY) benchmarks/ssa.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

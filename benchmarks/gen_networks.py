@@ -1,38 +1,42 @@
 """Sparse random mass-action networks for the network-size part of ``benchmarks/ssa.py``.
 
-A network with ``R`` reactions has ``n = max(4, R // 4)`` species ``S0 .. S(n-1)`` in one
-compartment of size 1, every species an amount (``hasOnlySubstanceUnits``), so that counts are
-amounts.  Its reactions are
+A network with ``R`` reactions (``R >= 10``) has ``n = max(4, R // 4)`` species
+``S0 .. S(n-1)`` in one compartment of size 1, every species an amount
+(``hasOnlySubstanceUnits``), so that counts are amounts.  Its reactions are
 
-* a *ring* of ``n`` conversions ``S_p(i) -> S_p(i+1)`` along a random cyclic order ``p``: every
-  molecule can always move on, and the conversion graph is strongly connected, so no species is
-  a dead end;
-* ``R - n`` random reactions in fixed proportions (in a random order), each with distinct
-  random species ``A, B, C, D`` (``B`` may equal ``A``, giving a dimerisation ``2A -> ...``):
+* a *ring* of ``n`` conversions ``S_p(i) -> S_p(i+1)`` along a random cyclic order ``p``: the
+  conversion graph is strongly connected, so every molecule can always move on;
+* ``n`` *sinks*, one dimerisation ``2 S_i -> S_j`` per species (``j != i`` random): every species
+  loses molecules at a rate quadratic in its own count;
+* ``R - 2n`` random reactions in fixed proportions (in a random order), each on distinct random
+  species ``A, B, C, D``:
 
   ========  ====================  ==========  ==============================
   kind      reaction              share       effect on the total count N
   ========  ====================  ==========  ==============================
-  convert   ``A -> B``            1/6         0
   split     ``A -> B + C``        1/3         +1
   merge     ``A + B -> C``        1/3         -1
+  convert   ``A -> B``            1/6         0
   swap      ``A + B -> C + D``    1/6         0
   ========  ====================  ==========  ==============================
 
-Rate constants are log-uniform on ``[0.1, 10]`` per unit time, those of the ring on ``[1, 10]``
-(every species passes its molecules on within about one time unit, so none piles up for long
-and the populations settle within a few time units); the merge constants are then
-scaled together so that they sum to the split constants, and every bimolecular constant is
-divided by ``mean_count``.  Splits make molecules at a rate linear in the counts and merges
-remove them at a quadratic one, so the total count settles where the two balance: at
-``mean_count`` molecules per species in the mean-field picture with equal counts, higher in
-practice because species with slow exits accumulate (the benchmark prints the measured
-populations).  The
-network can neither explode (the loss is quadratic) nor die out (the total cannot drop below one
-molecule, which keeps converting and splitting).  Every species starts at ``mean_count``.
+Rate constants are log-uniform per unit time: on ``[1, 10]`` for the ring (every species passes
+its molecules on within about one time unit, so the populations settle within a few time
+units), on ``[0.1, 10]`` for the others.  The constants of the reactions that remove a molecule
+(sinks and merges) are then scaled together so that they sum to those of the splits, and every
+bimolecular constant is divided by ``mean_count``: with every species at ``mean_count`` the
+molecules made and removed would balance.  (Heterogeneous counts settle elsewhere; the benchmark
+prints the measured populations.)
 
-The kinetic laws are written as mass action, ``k*A*B`` (``k*A*A`` for ``2A``), so the stochastic
-layer gives them the combinatorial propensities ``k x_A x_B`` and ``k x_A (x_A - 1)``.
+The network can neither explode nor die out.  Splits add at most ``k_max N`` molecules per unit
+time, while the sinks alone remove at least ``k_min (N^2/n - N)`` (Cauchy-Schwarz on
+``sum_i x_i (x_i - 1)``), so the total count ``N`` stays of order ``n mean_count``.  Every
+reaction that removes a molecule needs two, so ``N`` never drops below one, and that molecule
+keeps converting and, where it meets a split, multiplying.  Every species starts at
+``mean_count``.
+
+The kinetic laws are written as mass action, ``k*A*B`` and ``k*A*A`` for ``2A``, so the
+stochastic layer gives them the combinatorial propensities ``k x_A x_B`` and ``k x_A (x_A - 1)``.
 """
 
 from __future__ import annotations
@@ -51,15 +55,28 @@ from scalebridge.model.network import (
 
 __all__ = ["KINDS", "random_network"]
 
-# kind: (reactants, products)
+# kind: (number of reactants, number of products)
 KINDS: dict[str, tuple[int, int]] = {
-    "convert": (1, 1),
     "split": (1, 2),
     "merge": (2, 1),
+    "convert": (1, 1),
     "swap": (2, 2),
 }
+# The random reactions' kinds repeat this pattern (then are shuffled): splits and merges differ
+# in number by at most one, and both occur from two random reactions on.
+PATTERN = ("split", "merge", "convert", "split", "merge", "swap")
 K_RANGE = (0.1, 10.0)
 RING_K_RANGE = (1.0, 10.0)
+MIN_REACTIONS = 10
+
+
+def _distinct(rng: np.random.Generator, n: int, size: int) -> list[int]:
+    """``size`` distinct integers from ``0 .. n-1`` (``n >= size``; by rejection, which is cheap
+    where ``n`` is much larger than ``size``, unlike a permutation of all ``n``)."""
+    while True:
+        pick = [int(i) for i in rng.integers(n, size=size)]
+        if len(set(pick)) == size:
+            return pick
 
 
 def _refs(ids: list[str]) -> tuple[SpeciesRef, ...]:
@@ -70,48 +87,33 @@ def _refs(ids: list[str]) -> tuple[SpeciesRef, ...]:
     return tuple(SpeciesRef(s, float(n)) for s, n in counts.items())
 
 
-def _distinct(rng: np.random.Generator, n: int, size: int) -> list[int]:
-    """``size`` distinct integers from ``0 .. n-1`` (``n`` >= ``size``; rejection, cheap when
-    ``n`` is much larger than ``size``)."""
-    while True:
-        pick = [int(i) for i in rng.integers(n, size=size)]
-        if len(set(pick)) == size:
-            return pick
-
-
 def random_network(n_reactions: int, *, seed: int = 0, mean_count: float = 30.0) -> ReactionNetwork:
     """A sparse random mass-action network with ``n_reactions`` reactions (module docstring)."""
-    if n_reactions < 3:
-        raise ValueError("a random network needs at least 3 reactions")
+    if n_reactions < MIN_REACTIONS:
+        raise ValueError(f"a random network needs at least {MIN_REACTIONS} reactions")
     rng = np.random.default_rng(seed)
     n_s = max(4, n_reactions // 4)
     names = [f"S{i}" for i in range(n_s)]
-    lo, hi = np.log(K_RANGE[0]), np.log(K_RANGE[1])
 
     reactions: list[tuple[list[str], list[str]]] = []
     order = rng.permutation(n_s)
     for i in range(n_s):
         reactions.append(([names[order[i]]], [names[order[(i + 1) % n_s]]]))
-    # The kinds in their proportions (a repeating pattern, shuffled): splits and merges differ
-    # by at most one, and both occur from two random reactions on.
-    pattern = ["split", "merge", "convert", "split", "merge", "swap"]
-    kinds = [pattern[i % len(pattern)] for i in range(n_reactions - n_s)]
+    for i in range(n_s):
+        j = (i + 1 + int(rng.integers(n_s - 1))) % n_s  # any species but i
+        reactions.append(([names[i], names[i]], [names[j]]))
+    kinds = [PATTERN[i % len(PATTERN)] for i in range(n_reactions - 2 * n_s)]
     for kind in rng.permutation(kinds):
-        n_in, n_out = KINDS[kind]
+        n_in, n_out = KINDS[str(kind)]
         pick = _distinct(rng, n_s, n_in + n_out)
-        if n_in == 2 and rng.random() < 1.0 / n_s:
-            pick[1] = pick[0]  # a dimerisation, about as often as a random pair repeats
-        reactants = [names[s] for s in pick[:n_in]]
-        products = [names[s] for s in pick[n_in:]]
-        reactions.append((reactants, products))
+        reactions.append(([names[s] for s in pick[:n_in]], [names[s] for s in pick[n_in:]]))
 
+    lo, hi = np.log(K_RANGE)
     k = np.exp(rng.uniform(lo, hi, size=len(reactions)))
-    k[:n_s] = np.exp(rng.uniform(np.log(RING_K_RANGE[0]), np.log(RING_K_RANGE[1]), size=n_s))
+    k[:n_s] = np.exp(rng.uniform(*np.log(RING_K_RANGE), size=n_s))
     n_in = np.array([len(r) for r, _ in reactions])
     n_net = np.array([len(p) - len(r) for r, p in reactions])
-    made, lost = k[n_net > 0].sum(), k[n_net < 0].sum()
-    if made > 0 and lost > 0:
-        k[n_net < 0] *= made / lost  # splits and merges balance at mean_count per species
+    k[n_net < 0] *= k[n_net > 0].sum() / k[n_net < 0].sum()
     k[n_in == 2] /= mean_count
 
     params: list[Parameter] = []

@@ -520,8 +520,8 @@ Examples:
 )  # fmt: skip
 @click.option(
     "--variant", default=None, metavar="V",
-    help="ssa: 'direct' or 'composition-rejection' (flat cost per event on large networks). "
-    "[default: direct]",
+    help="ssa: 'direct', 'composition-rejection' or 'rssa' (the last two: nearly flat cost "
+    "per event on large networks; rssa is the fastest there). [default: direct]",
 )  # fmt: skip
 @click.option(
     "--record-events", "record_events", is_flag=True, default=None,
