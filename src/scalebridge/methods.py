@@ -31,6 +31,8 @@ _CLASSES: dict[str, tuple[str, str]] = {
     "tau-leap": ("scalebridge.wellmixed.tauleap", "TauLeap"),
     "cle": ("scalebridge.wellmixed.cle", "CLE"),
     "fsp": ("scalebridge.wellmixed.fsp", "FSP"),
+    "lna": ("scalebridge.wellmixed.lna", "LNA"),
+    "hybrid": ("scalebridge.wellmixed.hybrid", "Hybrid"),
 }
 
 
