@@ -9,6 +9,9 @@
                 [--atol X] [--counts-per-amount X] [--variant V] [--record-events] [--dt X]
                 [--scheme S] [--tol X] [--option NAME=VALUE ...]
     scalebridge info MODEL [--json]
+    scalebridge steady-state MODEL [--param k=v ...] [--json]
+    scalebridge analyze MODEL [--lna] [--regimes] [--reduce S,T|auto] [--t-end T] [--out FILE.xml]
+                [--json]
     scalebridge convert MODEL [--to sbml|antimony] --out FILE
     scalebridge demo [NAME] [--out DIR]
 
@@ -227,6 +230,7 @@ Examples:
   scalebridge info model.xml                    # what is in a model
   scalebridge simulate model.xml --t-end 100 --n-points 201 --out run.csv
   scalebridge simulate model.xml --method ssa --t-end 50 --runs 10000 --seed 1 --out ssa.csv
+  scalebridge analyze model.xml --lna --json     # noise in molecule counts
   scalebridge convert model.xml --out model.ant # SBML to Antimony
 """
 
@@ -823,6 +827,126 @@ def convert_cmd(model: str, to: str | None, out: str) -> None:
         text = to_antimony(net)
     atomic_write_text(out_path, text)
     _note(f"wrote {out_path} ({target})")
+
+
+# ==================================================================================================
+# analyze
+# ==================================================================================================
+_ANALYZE_HELP = """Analyze MODEL across descriptions and timescales.
+
+\b
+  --lna         the stationary linear noise approximation, in molecule counts: the
+                macroscopic steady state, the covariance from the Lyapunov equation,
+                Fano factors, CVs and correlations
+  --regimes     which description (CME/SSA, CLE or ODE) fits each species and reaction over
+                [0, --t-end], from copy numbers, propensities and timescales, with the
+                numbers behind each verdict; which reactions are fast enough to reduce
+  --reduce S,T  quasi-steady-state reduction with S,T as the fast species ('auto': found
+                from the eigenvalue gaps): the critical manifold, its stability along the
+                trajectory, the reduced model and its error against the full model over
+                [0, --t-end]; --out FILE.xml writes the reduced model as SBML
+
+The analyses can be combined; with --json the output is one JSON object with a key per
+analysis ("lna", "regimes", "reduce"). A reduction that does not hold (no timescale gap,
+an unstable or folding critical manifold) is refused with exit status 2 and the numbers.
+
+\b
+Examples:
+  scalebridge analyze two_stage.ant --lna --json
+  scalebridge analyze gene_switch.ant --regimes --t-end 500
+  scalebridge analyze receptor.ant --reduce R,C --t-end 1200 --out reduced.xml
+"""
+
+
+@cli.command("analyze", help=_ANALYZE_HELP, short_help="Noise (LNA), regimes, QSSA reduction.")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--lna", "do_lna", is_flag=True, help="The stationary linear noise approximation.")
+@click.option("--regimes", "do_regimes", is_flag=True, help="Which description fits where.")
+@click.option(
+    "--reduce", "reduce_", metavar="S,T|auto", default=None,
+    help="Reduce with these fast species ('auto': detect them).",
+)  # fmt: skip
+@click.option(
+    "--t-end", "t_end", type=float, default=None, metavar="T",
+    help="End of the time window (--regimes, --reduce).",
+)  # fmt: skip
+@click.option(
+    "--n-points", "n_points", type=click.IntRange(min=2), default=201, show_default=True,
+    metavar="N", help="Sample times over the window (--regimes, --reduce).",
+)  # fmt: skip
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Change a value.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, metavar="S",
+    help="Seed of the stochastic pilot runs of --regimes.",
+)  # fmt: skip
+@click.option(
+    "--counts-per-amount", "counts_per_amount", type=float, default=None, metavar="X",
+    help="Molecules per unit of amount, for models in moles (--lna, --regimes).",
+)  # fmt: skip
+@click.option("--out", "-o", default=None, metavar="FILE.xml", help="--reduce: the reduced SBML.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def analyze_cmd(
+    model: str, do_lna: bool, do_regimes: bool, reduce_: str | None, t_end: float | None,
+    n_points: int, params: Sequence[str], seed: int, counts_per_amount: float | None,
+    out: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    if not (do_lna or do_regimes or reduce_ is not None):
+        raise OptionError("say what to analyze: --lna, --regimes and/or --reduce SPECIES,...")
+    if (do_regimes or reduce_ is not None) and t_end is None:
+        which = "--regimes" if do_regimes else "--reduce"
+        raise OptionError(f"{which} needs the time window: give --t-end")
+    if t_end is not None and not (math.isfinite(t_end) and t_end > 0):
+        raise OptionError(f"--t-end must be a positive number, got {t_end:g}")
+    if counts_per_amount is not None and not (
+        math.isfinite(counts_per_amount) and counts_per_amount > 0
+    ):
+        raise OptionError(f"--counts-per-amount must be positive, got {counts_per_amount:g}")
+    out_path: Path | None = None
+    if out is not None:
+        if reduce_ is None:
+            raise OptionError("--out writes the reduced model: it needs --reduce")
+        out_path = Path(out)
+        if out_path.suffix.lower() not in (".xml", ".sbml"):
+            raise OptionError(f"--out {out}: the reduced model is written as SBML (.xml or .sbml)")
+        _check_writable(out_path, "--out")
+    values = _parse_params(params)
+    net = _load(model)
+    _check_params(net, model, values)
+    report: dict[str, Any] = {}
+    texts: list[str] = []
+    with _where(model):
+        if do_lna:
+            from .wellmixed.lna import lna_stationary
+
+            lna = lna_stationary(net, params=values, counts_per_amount=counts_per_amount)
+            report.update(lna.to_dict())  # {"lna": {"mean": ..., "covariance": ..., ...}}
+            texts.append(lna.summary())
+        if do_regimes:
+            from .reduce.regimes import advise_regimes
+
+            assert t_end is not None
+            advice = advise_regimes(
+                net, t_end, n_points=n_points, params=values, seed=seed,
+                counts_per_amount=counts_per_amount,
+            )  # fmt: skip
+            report["regimes"] = advice.to_dict()
+            texts.append(advice.summary())
+        if reduce_ is not None:
+            from .reduce import reduce
+
+            fast = None if reduce_.strip().lower() in ("", "auto") else reduce_
+            assert t_end is not None
+            red = reduce(net, fast, t_end=t_end, n_points=n_points, params=values)
+            if out_path is not None:
+                red.write_sbml(out_path)
+            report["reduce"] = red.to_dict()
+            texts.append(red.summary())
+    if as_json:
+        click.echo(json.dumps(report, indent=2, allow_nan=False))
+    else:
+        click.echo("\n\n".join(t.rstrip("\n") for t in texts))
+    if out_path is not None:
+        _note(f"wrote {out_path} (the reduced model, SBML)")
 
 
 # ==================================================================================================

@@ -13,6 +13,7 @@ import time
 def warmup() -> float:
     """Run a small model through every compiled path; return the seconds it took."""
     from ..api import from_antimony, simulate
+    from ..reduce.regimes import advise_regimes
 
     t0 = time.perf_counter()
     net = from_antimony(
@@ -63,6 +64,10 @@ def warmup() -> float:
     for scheme in ("euler-maruyama", "weak2"):
         simulate(counts, "cle", t_end=2.0, n_points=5, runs=2, seed=1, workers=1, scheme=scheme)
     simulate(counts, "fsp", t_end=2.0, n_points=5)
+    for continuous in ("ode", "cle"):
+        simulate(counts, "hybrid", t_end=2.0, n_points=5, runs=2, seed=1, workers=1,
+                 continuous=continuous)  # fmt: skip
+    advise_regimes(counts, 2.0, n_points=5, pilot_runs=2)
     return time.perf_counter() - t0
 
 

@@ -5,7 +5,9 @@
 * :mod:`~scalebridge.reduce.manifold` -- the critical manifold y = h(x) (numerical continuation,
   closed form by sympy) and its stability;
 * :mod:`~scalebridge.reduce.qssa` -- the reduction itself: reduced networks, error report,
-  Michaelis-Menten laws, the built-in receptor uptake example.
+  Michaelis-Menten laws, the built-in receptor uptake example;
+* :mod:`~scalebridge.reduce.regimes` -- which description (CME/SSA, CLE, ODE) fits each species
+  and reaction, the partition the hybrid simulator uses.
 """
 
 from __future__ import annotations
@@ -19,16 +21,28 @@ from .qssa import (
     receptor_uptake,
     reduce,
 )
+from .regimes import (
+    ReactionAdvice,
+    RegimeReport,
+    RegimeThresholds,
+    SpeciesAdvice,
+    advise_regimes,
+)
 from .timescales import ReductionRefused, TimescaleReport, analyze_timescales
 
 __all__ = [
     "CriticalManifold",
     "MichaelisMenten",
+    "ReactionAdvice",
     "Reduction",
     "ReductionErrorReport",
     "ReductionRefused",
+    "RegimeReport",
+    "RegimeThresholds",
+    "SpeciesAdvice",
     "StabilityReport",
     "TimescaleReport",
+    "advise_regimes",
     "analyze_timescales",
     "michaelis_menten_form",
     "receptor_uptake",
