@@ -20,16 +20,19 @@ $(BENCH_STAMP): $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/scalebridge demo --out out
+	$(VENV)/bin/scalebridge demo gene-noise --out out/gene-noise
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy
 
+# One BLAS thread per test worker: with two workers on two cores, threaded BLAS oversubscribes
+# the machine and small dense operations slow down a thousandfold.
 test: lint
-	$(VENV)/bin/pytest -q -n 2 -m "not slow"
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -n 2 -m "not slow"
 
 test-slow: $(STAMP)
-	$(VENV)/bin/pytest -q -n 2 -m slow
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -n 2 -m slow
 
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/ode_roadrunner.py

@@ -8,6 +8,10 @@ compile time.  Prints the time taken.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..model.network import ReactionNetwork
 
 
 def warmup() -> float:
@@ -68,7 +72,26 @@ def warmup() -> float:
         simulate(counts, "hybrid", t_end=2.0, n_points=5, runs=2, seed=1, workers=1,
                  continuous=continuous)  # fmt: skip
     advise_regimes(counts, 2.0, n_points=5, pilot_runs=2)
+    _warm_space(counts)
     return time.perf_counter() - t0
+
+
+def _warm_space(net: ReactionNetwork) -> None:
+    """The grid kernels: stencils in 1-3 D, expression and network reactions, each stepper."""
+    from ..space import Dirichlet, Grid, ReactionDiffusion, solve, steady_state
+
+    for cells in ((8,), (6, 6), (4, 4, 4)):
+        grid = Grid.box(tuple(1.0 for _ in cells), cells)
+        model = ReactionDiffusion(
+            grid, {"c": "0.1 + 0.01*x"}, reactions={"c": "-k*c/(1 + c)"}, parameters={"k": 1.0},
+            boundary={"x-": Dirichlet(1.0)},
+        )  # fmt: skip
+        for method in ("explicit", "backward-euler", "crank-nicolson", "imex", "adi"):
+            solve(model, method, dt=1e-3, t_end=2e-3, n_points=2, initial={"c": 0.5})
+        steady_state(model)
+    grid = Grid.box(1.0, 8)
+    model = ReactionDiffusion(grid, {"A": 0.1, "B": 0.1}, network=net)
+    solve(model, "crank-nicolson", dt=1e-3, t_end=2e-3, n_points=2)
 
 
 if __name__ == "__main__":
