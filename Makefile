@@ -37,6 +37,8 @@ test-slow: $(STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/ode_roadrunner.py
 	$(PY) benchmarks/ssa.py
+	$(PY) benchmarks/hybrid.py
+	$(PY) benchmarks/diffusion.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
