@@ -498,12 +498,21 @@ def _gene_feedback_summary(
 DemoFunction = Callable[[Path], DemoReport]
 
 #: Named demos; each writes its files into the directory it is given.
+def _run_gene_noise(out: Path) -> DemoReport:
+    from .scenarios.gene_noise import run_gene_noise
+
+    return run_gene_noise(out)
+
+
 DEMOS: dict[str, DemoFunction] = {
     "gene-feedback": run_gene_feedback,
+    "gene-noise": _run_gene_noise,
 }
 
 #: One line per demo, for ``scalebridge demo --help``.
 DEMO_DESCRIPTIONS: dict[str, str] = {
     "gene-feedback": "an autorepressor gene: steady states, overshoot, response time, "
     "feedback-strength sweep",
+    "gene-noise": "one gene through FSP, SSA, CLE, LNA and ODE; a phenotype's noise; tissue "
+    "averages against the number of cells, with N*",
 }

@@ -1,0 +1,1 @@
+"""Worked applications that run several scales and methods together (the demos use them)."""
