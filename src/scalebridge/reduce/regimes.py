@@ -523,23 +523,23 @@ def _timescales(
     prepared: Prepared, X_ode: np.ndarray, grid: np.ndarray
 ) -> tuple[list[float], int, np.ndarray]:
     """Median relaxation rates of the non-zero modes of J = S da/dx along the ODE pilot, the
-    number of conservation laws, and kappa_j (median)."""
+    number of conservation laws, and kappa_j (median).  ``da/dx`` is the analytic derivative
+    of the macroscopic propensities (:class:`~scalebridge.wellmixed.lna.LnaModel`)."""
+    from ..wellmixed.lna import LnaModel
+
     S = _stoichiometry(prepared)
     n_s, n_r = S.shape
     rank = int(np.linalg.matrix_rank(S)) if S.size else 0
     n_cons = n_s - rank
     if n_s == 0 or n_r == 0:
         return [], n_cons, np.zeros(n_r)
+    lna = LnaModel(prepared)
     idx = np.unique(np.linspace(0, len(grid) - 1, min(JACOBIAN_POINTS, len(grid))).round())
     all_rates = []
     kappas = []
     for k in idx.astype(int):
-        x = X_ode[k]
-        h = 1e-6 * np.maximum(np.abs(x), 1.0)
-        rows = np.concatenate([x + np.diag(h), x - np.diag(h)])
-        rows = np.maximum(rows, 0.0)
-        a = _propensities(prepared, rows)
-        dadx = ((a[:n_s] - a[n_s:]) / (rows[:n_s] - rows[n_s:]).diagonal()[:, None]).T
+        _, da = lna.propensities_and_derivative(np.maximum(X_ode[k], 0.0))
+        dadx = da.toarray()
         J = S @ dadx  # (n_s x n_s)
         kappas.append(np.abs(np.einsum("ij,ji->j", S, dadx)))
         if not np.all(np.isfinite(J)):
@@ -565,7 +565,7 @@ def _gap(rates: Sequence[float], window: float, ratio: float) -> tuple[float | N
     Rates below the window rate ``1/W`` count as ``1/W`` (frozen on the window).  The gap is
     the largest ratio ``r_(k+1) / max(r_k, 1/W)`` between consecutive modes (None with fewer
     than two modes); the slow rate is ``max(r_k, 1/W)`` below it when the gap reaches ``ratio``
-    (to a relative 1e-6, the accuracy of the finite-difference Jacobian), else None.
+    (to a relative 1e-6, so that a gap of exactly ``ratio`` counts), else None.
     """
     floor = 1.0 / window if window > 0 else 0.0
     r = sorted(rates)
