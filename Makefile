@@ -21,6 +21,7 @@ $(BENCH_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/scalebridge demo --out out
 	$(VENV)/bin/scalebridge demo gene-noise --out out/gene-noise
+	$(VENV)/bin/scalebridge demo morphogen --out out/morphogen
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

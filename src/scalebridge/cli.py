@@ -13,6 +13,7 @@
     scalebridge analyze MODEL [--lna] [--regimes] [--reduce S,T|auto] [--t-end T] [--out FILE.xml]
                 [--json]
     scalebridge convert MODEL [--to sbml|antimony] --out FILE
+    scalebridge run SCENARIO.yaml [--out DIR]
     scalebridge demo [NAME] [--out DIR]
 
 Conventions
@@ -947,6 +948,41 @@ def analyze_cmd(
         click.echo("\n\n".join(t.rstrip("\n") for t in texts))
     if out_path is not None:
         _note(f"wrote {out_path} (the reduced model, SBML)")
+
+
+# ==================================================================================================
+# run
+# ==================================================================================================
+_RUN_HELP = """Run a tissue scenario written in YAML: grid, species (diffusivity, initial
+value, boundary conditions), parameters, reactions, duration, solver and outputs.  Writes the
+fields at the output times (NetCDF), the steady state (steady.nc), one PNG per species,
+scenario_used.yaml and summary.md into DIR.  The scenario is validated before anything runs;
+errors name the file and the key (e.g. species.A.diffusivity).
+
+\b
+Examples:
+  scalebridge run scenario.yaml --out results/
+  scalebridge demo morphogen --out m/ && scalebridge run m/morphogen.yaml --out m/run
+"""
+
+
+@cli.command("run", help=_RUN_HELP, short_help="Run a tissue scenario (YAML).")
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--out", "-o", default="out", show_default=True, metavar="DIR",
+    help="Directory for the fields, figures and summary (created if missing).",
+)  # fmt: skip
+@click.option(
+    "--progress/--no-progress", default=None,
+    help="Progress bar on stderr (default: on a terminal, for runs longer than 2 s).",
+)  # fmt: skip
+def run_cmd(scenario: str, out: str, progress: bool | None) -> None:
+    from .space.scenario import run_scenario
+
+    report = run_scenario(scenario, out, progress=progress)
+    click.echo(f"scenario {report.name}: wrote {len(report.files)} files to {report.directory}")
+    for f in report.files:
+        click.echo(f"  {f}")
 
 
 # ==================================================================================================

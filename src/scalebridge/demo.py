@@ -497,6 +497,7 @@ def _gene_feedback_summary(
 
 DemoFunction = Callable[[Path], DemoReport]
 
+
 #: Named demos; each writes its files into the directory it is given.
 def _run_gene_noise(out: Path) -> DemoReport:
     from .scenarios.gene_noise import run_gene_noise
@@ -504,9 +505,16 @@ def _run_gene_noise(out: Path) -> DemoReport:
     return run_gene_noise(out)
 
 
+def _run_morphogen(out: Path) -> DemoReport:
+    from .scenarios.morphogen import run_morphogen
+
+    return run_morphogen(out)
+
+
 DEMOS: dict[str, DemoFunction] = {
     "gene-feedback": run_gene_feedback,
     "gene-noise": _run_gene_noise,
+    "morphogen": _run_morphogen,
 }
 
 #: One line per demo, for ``scalebridge demo --help``.
@@ -515,4 +523,6 @@ DEMO_DESCRIPTIONS: dict[str, str] = {
     "feedback-strength sweep",
     "gene-noise": "one gene through FSP, SSA, CLE, LNA and ODE; a phenotype's noise; tissue "
     "averages against the number of cells, with N*",
+    "morphogen": "a morphogen gradient bottom-up (receptor QSSA law, homogenized D_eff, tissue "
+    "PDE, timescales), checked against receptors resolved in every grid cell",
 }

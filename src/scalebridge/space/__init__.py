@@ -10,7 +10,8 @@
 * :func:`solve` with the methods ``explicit``, ``backward-euler``, ``crank-nicolson``, ``imex``
   (``euler``, ``sbdf2``, ``linearized``) and ``adi``, and :func:`steady_state`;
 * :func:`homogenize`: the effective diffusion tensor of a periodic microstructure from its cell
-  problem, with convergence studies and the classical bounds and formulas to compare with.
+  problem, with convergence studies and the classical bounds and formulas to compare with;
+* YAML tissue scenarios (:func:`load_scenario`, :func:`run_scenario`; ``scalebridge run``).
 """
 
 from .boundary import (
@@ -42,6 +43,7 @@ from .homogenize import (
     wiener_bounds,
 )
 from .problem import Discretization, ReactionDiffusion, discretize
+from .scenario import Scenario, ScenarioReport, load_scenario, run_scenario
 from .steady import SteadyField, steady_state
 from .stepping import (
     ADI,
@@ -76,6 +78,8 @@ __all__ = [
     "Periodic",
     "ReactionDiffusion",
     "Robin",
+    "Scenario",
+    "ScenarioReport",
     "SpaceMethod",
     "SteadyField",
     "checkerboard",
@@ -90,9 +94,11 @@ __all__ = [
     "inclusion_function",
     "keller_dykhne",
     "layered",
+    "load_scenario",
     "maxwell_garnett",
     "rayleigh_closed_form",
     "rayleigh_square_array",
+    "run_scenario",
     "sample_microstructure",
     "solve",
     "steady_state",
