@@ -179,3 +179,15 @@ def test_model_fields_from_text_and_per_species_boundaries() -> None:
     assert m.species == ("u", "v")
     assert isinstance(m.conditions("u")["x-"], Dirichlet)
     assert isinstance(m.conditions("v")["x-"], Neumann)
+
+
+def test_time_in_a_diffusivity_or_parameter_is_refused() -> None:
+    # these are evaluated once; a time dependence would be frozen at t = 0 without a word
+    from scalebridge.errors import UnsupportedFeatureError
+    from scalebridge.space import Grid, ReactionDiffusion
+
+    grid = Grid.box(1.0, 10)
+    with pytest.raises(UnsupportedFeatureError, match="diffusivity of 'c'"):
+        ReactionDiffusion(grid, {"c": "0.1*(1 + time)"})
+    with pytest.raises(UnsupportedFeatureError, match="value of 'k'"):
+        ReactionDiffusion(grid, {"c": 0.1}, parameters={"k": "1 + time"}, reactions={"c": "-k*c"})

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..errors import ModelError
+from ..errors import ModelError, UnsupportedFeatureError
 from ..model.expr import Expr, FunCall, symbols, walk
 from ..model.network import ReactionNetwork
 from ..model.parse import parse_expr
@@ -44,6 +44,7 @@ from .reactions import (
     evaluate_on_cells,
     network_field_species,
     network_initial,
+    uses_time,
 )
 from .stencils import DiffusionOperator, build_operator
 
@@ -270,6 +271,13 @@ class ReactionDiffusion:
             if unknown:
                 raise ModelError(
                     f"unknown symbol '{unknown[0]}' in the {what} of '{name}'",
+                    element=name,
+                    source=self.source,
+                )
+            if what != "initial value" and uses_time(e):  # evaluated once: it would freeze
+                raise UnsupportedFeatureError(
+                    f"time dependence in the {what} of '{name}' (only reaction terms may depend "
+                    "on time)",
                     element=name,
                     source=self.source,
                 )
