@@ -70,6 +70,27 @@ dx/dt = x^2
 """
 
 
+# The command as a user starts it from a shell: SIGINT handled by Python's default handler and
+# not blocked.  A test process may hand its children an inherited signal state (a blocked or
+# ignored SIGINT, e.g. from a library's threads) that a terminal never would.
+SCALEBRIDGE_WITH_DEFAULT_SIGINT = (
+    sys.executable,
+    "-c",
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "runpy.run_module('scalebridge', run_name='__main__', alter_sys=True)",
+)
+
+
+def close_process(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc`` if it still runs, reap it and close its pipes."""
+    proc.kill()
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
 def _runner() -> CliRunner:
     try:  # click < 8.2 mixes stderr into stdout unless told not to
         return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
@@ -488,7 +509,7 @@ def test_subprocess_ctrl_c_exits_130_with_one_line(decay: Path):
     # A long CSV on stdout: once its first line arrives, the command is inside the run, and the
     # rest (two million rows) takes far longer to write than the signal takes to arrive.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scalebridge", "simulate", str(decay), "--t-end", "10",
+        [*SCALEBRIDGE_WITH_DEFAULT_SIGINT, "simulate", str(decay), "--t-end", "10",
          "--n-points", "2000000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -500,6 +521,6 @@ def test_subprocess_ctrl_c_exits_130_with_one_line(decay: Path):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
-        proc.kill()
-    assert proc.returncode == 130
+        close_process(proc)
+    assert proc.returncode == 130, err
     assert err.splitlines() == ["scalebridge: interrupted"]

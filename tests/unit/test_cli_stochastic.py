@@ -27,6 +27,8 @@ from click.testing import CliRunner
 from scalebridge.cli import cli
 from scalebridge.results import Result
 
+from .test_cli import SCALEBRIDGE_WITH_DEFAULT_SIGINT, close_process
+
 DSMTS = Path(__file__).resolve().parents[1] / "data" / "dsmts"
 BIRTH_DEATH = DSMTS / "00001" / "00001-sbml-l3v2.xml"
 BIRTH_DEATH_REF = DSMTS / "00001" / "00001-results.csv"
@@ -355,7 +357,7 @@ def test_subprocess_sigint_keeps_the_finished_runs(tmp_path: Path):
     model = write(tmp_path, "busy.ant", IMMDEATH.replace(f"k = {K_IN}", "k = 1e5"))
     out = tmp_path / "r.csv"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scalebridge", "simulate", str(model), "--method", "ssa",
+        [*SCALEBRIDGE_WITH_DEFAULT_SIGINT, "simulate", str(model), "--method", "ssa",
          "--t-end", "10", "--n-points", "11", "--runs", "100000", "--seed", "1",
          "--workers", "2", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -371,7 +373,7 @@ def test_subprocess_sigint_keeps_the_finished_runs(tmp_path: Path):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
-        proc.kill()
+        close_process(proc)
     assert proc.returncode == 130, err
     m = re.search(r"interrupted: kept (\d+) finished runs? of 100000", err)
     assert m is not None, err
