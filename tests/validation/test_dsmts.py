@@ -67,9 +67,7 @@ def test_dsmts_ssa_direct_10000_runs():
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["composition-rejection", "rssa"])
 def test_dsmts_ssa_fast_variants(variant):
-    outcomes = [
-        dsmts.run_case(cid, method="ssa", runs=10_000, variant=variant) for cid in CASES
-    ]
+    outcomes = [dsmts.run_case(cid, method="ssa", runs=10_000, variant=variant) for cid in CASES]
     text = dsmts.report(outcomes)
     print(text)
     assert max(o.n_failures for o in outcomes) <= dsmts.MAX_FAILURES_PER_CASE, text
