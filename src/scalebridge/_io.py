@@ -9,15 +9,17 @@ failure while writing leaves any existing file untouched and removes the tempora
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .errors import OptionError
 
-__all__ = ["atomic_path", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_text", "json_safe"]
 
 
 def _temporary_name(target: Path) -> Path:
@@ -80,3 +82,20 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str 
     given, without platform translation."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding=encoding, newline="") as fh:
         fh.write(text)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` as plain JSON data for reports: NumPy scalars and arrays become Python numbers and
+    lists, tuples become lists, keys become strings, and non-finite floats become ``None`` (JSON
+    has no NaN or infinity); anything else unknown becomes its ``str``."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):  # NumPy arrays and scalars
+        return json_safe(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    return str(obj)

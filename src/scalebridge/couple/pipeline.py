@@ -81,7 +81,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._io import atomic_path, atomic_write_text
+from .._io import atomic_path, atomic_write_text, json_safe
 from ..errors import ModelError, OptionError, UnsupportedFeatureError
 from ..model.expr import (
     Call,
@@ -1637,7 +1637,7 @@ class HierarchicalPipeline:
         files += self.gradient.save(d)
         path = d / "pipeline.json"
         atomic_write_text(
-            path, json.dumps(_jsonable(self.to_dict()), indent=2, allow_nan=False) + "\n"
+            path, json.dumps(json_safe(self.to_dict()), indent=2, allow_nan=False) + "\n"
         )
         files.append(path)
         return files
@@ -1671,19 +1671,3 @@ def _positive(v: Any, name: str, source: str | None, *, allow_zero: bool) -> flo
         what = "a finite number >= 0" if allow_zero else "a positive finite number"
         raise ModelError(f"{name} must be {what}, got {v!r}", source=source)
     return x
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, str | int | float | bool) or obj is None:
-        return obj
-    return str(obj)

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import json_safe
 from ..errors import ModelError, OptionError
 from ..model.expr import Expr, diff, evaluate, symbols
 from ..model.parse import parse_expr
@@ -228,7 +229,7 @@ class PropagationReport:
             },
             "lost_mass": self.lost_mass,
         }
-        return _jsonable(d)
+        return json_safe(d)
 
     def summary(self) -> str:
         f = _fmt
@@ -265,19 +266,6 @@ def _fmt(x: float | None) -> str:
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:+.3g} %"
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float | np.floating):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
 
 
 # =============================================================================================
@@ -483,7 +471,7 @@ class TissueReport:
         return n
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable({
+        return json_safe({
             "cell_mean": self.cell_mean,
             "cell_variance": self.cell_var,
             "rho": self.rho,

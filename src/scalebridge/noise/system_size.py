@@ -64,6 +64,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import json_safe
 from ..errors import OptionError
 from ..model.network import ReactionNetwork
 from ..problem import TimeCourse, time_grid
@@ -120,7 +121,7 @@ class SystemSizeReport:
         return abs(self.cle["n_star"] - self.n_star_lna) / self.n_star_lna
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable({
+        return json_safe({
             "epsilon": self.epsilon,
             "window": [self.t_start, self.t_end],
             "species": list(self.species),
@@ -175,21 +176,6 @@ class SystemSizeReport:
 
     def __str__(self) -> str:
         return self.summary()
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return [_jsonable(v) for v in x.tolist()]
-    if isinstance(x, float | np.floating):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
 
 
 def least_cells(

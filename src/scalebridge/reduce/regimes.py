@@ -64,6 +64,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import json_safe
 from ..errors import ModelError, OptionError
 from ..model.network import ReactionNetwork
 from ..problem import TimeCourse, time_grid
@@ -148,7 +149,7 @@ class SpeciesAdvice:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return _json(asdict(self))
+        return json_safe(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ class ReactionAdvice:
         d = asdict(self)
         d["changes"] = list(self.changes)
         d["timescale"] = self.timescale
-        return _json(d)
+        return json_safe(d)
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ class RegimeReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe (infinities become None)."""
-        return _json(
+        return json_safe(
             {
                 "model": self.model,
                 "window": list(self.window),
@@ -620,19 +621,3 @@ def _pct(x: float | None, digits: int = 1) -> str:
     if x is None or not math.isfinite(x):
         return "inf"
     return f"{100 * x:.{digits}f}%"
-
-
-def _json(obj: Any) -> Any:
-    """Replace non-finite floats by None, tuples by lists (JSON-safe)."""
-    if isinstance(obj, dict):
-        return {str(k): _json(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json(v) for v in obj]
-    if isinstance(obj, float | np.floating):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
