@@ -15,6 +15,7 @@
     scalebridge convert MODEL [--to sbml|antimony] --out FILE
     scalebridge run SCENARIO.yaml [--out DIR]
     scalebridge identifiability MODEL [--output NAME=EXPR ...] [--time-budget S] [--seed N] [--json]
+    scalebridge petab PROBLEM.yaml --llh [--json]
     scalebridge demo [NAME] [--out DIR]
 
 Conventions
@@ -1000,6 +1001,42 @@ def identifiability_cmd(
             model, outputs=outputs, time_budget=time_budget, seed=seed, as_json=as_json
         )
     click.echo(text)
+
+
+# ==================================================================================================
+# petab
+# ==================================================================================================
+_PETAB_HELP = """Evaluate a PEtab v1 problem (the YAML file that names the SBML model and the
+condition, observable, measurement and parameter tables).
+
+--llh prints the log-likelihood (PEtab's convention; the objective is its negative) and chi2
+at the nominal values of the parameter table: conditions with parameter and initial-value
+overrides, observables with normal or Laplace noise on lin, log or log10 scale, numeric and
+parametric overrides, replicates and preequilibration.  Features this version does not support
+(mapping tables, priors, condition-table events, ...) exit with status 2 naming the file and
+element.  Estimation (--fit), profiles and the Fisher information are not built yet.
+
+\b
+Examples:
+  scalebridge petab problem.yaml --llh
+  scalebridge petab problem.yaml --llh --json     # {"llh": ..., "chi2": ...}
+"""
+
+
+@cli.command("petab", help=_PETAB_HELP, short_help="Evaluate a PEtab v1 problem.")
+@click.argument("problem", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--llh", "want_llh", is_flag=True, help="Log-likelihood and chi2 at the nominal parameters."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def petab_cmd(problem: str, want_llh: bool, as_json: bool) -> None:
+    from .infer.petab_problem import format_llh, load_petab
+
+    if not want_llh:
+        raise OptionError("say what to compute: --llh (estimation and profiles are not built yet)")
+    with _where(problem):
+        result = load_petab(problem).evaluate()
+    click.echo(format_llh(result, as_json=as_json))
 
 
 # ==================================================================================================

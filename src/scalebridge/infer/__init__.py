@@ -1,5 +1,5 @@
-"""Parameters from data: structural identifiability (this part) -- PEtab problems, estimation,
-Fisher information and profiles are added by their own modules.
+"""Parameters from data: structural identifiability and PEtab problems (estimation, Fisher
+information and profiles are added by their own modules).
 
 Structural identifiability (:mod:`scalebridge.infer.structural`,
 :mod:`scalebridge.infer.datasets`)::
@@ -8,6 +8,12 @@ Structural identifiability (:mod:`scalebridge.infer.structural`,
     res = structural_identifiability("model.txt")       # ODE text, SBML, Antimony or a model
     res.parameters            # {"k1": "globally", "k2": "non-identifiable", ...}
     res.combinations          # identifiable combinations, e.g. koff/kon
+
+PEtab v1 problems (:mod:`scalebridge.infer.petab_problem`)::
+
+    from scalebridge.infer import load_petab
+    res = load_petab("problem.yaml").evaluate()   # nominal parameters; or evaluate(x)
+    res.llh, res.chi2, res.simulations
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from .datasets import (
     identifiability_across_datasets,
     suggest_measurements,
 )
+from .petab_problem import PetabProblem, PetabResult, load_petab, petab_llh
 from .structural import (
     LABELS,
     Combination,
@@ -32,7 +39,11 @@ __all__ = [
     "DatasetsResult",
     "IdentifiabilityResult",
     "MeasurementSuggestion",
+    "PetabProblem",
+    "PetabResult",
     "identifiability_across_datasets",
+    "load_petab",
+    "petab_llh",
     "structural_identifiability",
     "suggest_measurements",
     "with_outputs",

@@ -1,0 +1,496 @@
+"""PEtab v1 problems: read with the ``petab`` library, simulate with scalebridge's ODE path.
+
+A PEtab problem is an SBML model plus tables: conditions, observables, measurements and
+parameters.  :class:`PetabProblem` evaluates its log-likelihood (module
+:mod:`.petab_objective` states the formulas) at a parameter vector.
+
+Semantics implemented (PEtab v1):
+
+* Parameter table: every listed parameter takes its ``nominalValue`` (linear scale) unless it
+  is estimated and a parameter vector ``x`` is given on the ``parameterScale`` (``lin``,
+  ``log``, ``log10``) of each estimated parameter, in parameter-table order.
+* Condition table: a column naming a model parameter, compartment or species overrides that
+  parameter, the compartment's initial size or the species' initial value (in the species'
+  own units: concentration unless hasOnlySubstanceUnits); a cell is a number or a
+  parameter-table id (estimated initial values); an empty/NaN cell keeps the model value.
+* Measurement table: ``observableParameters`` / ``noiseParameters`` (numbers or
+  parameter-table ids, separated by ``;``) replace the placeholders
+  ``observableParameter{n}_{observableId}`` / ``noiseParameter{n}_{observableId}``;
+  replicates are independent measurements.
+* Preequilibration: the steady state of the preequilibration condition is found with
+  :func:`scalebridge.wellmixed.steady.steady_state` (Newton, with forward integration when
+  Newton alone fails); the simulation then starts at t = 0 from that state, with the
+  simulation condition's parameters, and species that the simulation condition sets
+  (non-NaN) reinitialised.
+* Observables are evaluated on the species as SBML defines their symbols (``units="model"``).
+
+Not supported (raise :class:`~scalebridge.errors.UnsupportedFeatureError` naming the file
+and element): mapping tables, priors (the objective here is the likelihood only), several
+models or several problems in one yaml, measurements at t = inf, condition-table columns that
+are not model parameters, compartments or species.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ModelError, UnsupportedFeatureError
+from ..model.expr import Expr, evaluate, symbols
+from ..model.network import ReactionNetwork
+from ..model.parse import parse_expr
+from .petab_objective import (
+    DISTRIBUTIONS,
+    TRANSFORMATIONS,
+    chi2_terms,
+    log_likelihood_terms,
+)
+
+SCALES = ("lin", "log", "log10")
+_PLACEHOLDER = re.compile(r"^(observable|noise)Parameter(\d+)_(.+)$")
+
+
+def _petab() -> Any:
+    try:
+        import petab.v1 as petab
+    except ImportError as exc:  # pragma: no cover - petab is an optional dependency
+        raise UnsupportedFeatureError(
+            "PEtab problems without the 'petab' package", detail="pip install 'petab<0.9'"
+        ) from exc
+    return petab
+
+
+def unscale(value: float, scale: str) -> float:
+    """Linear value of ``value`` given on ``scale`` (lin, log, log10)."""
+    if scale == "lin":
+        return float(value)
+    if scale == "log":
+        return math.exp(value)
+    if scale == "log10":
+        return 10.0**value
+    raise UnsupportedFeatureError(f"parameter scale '{scale}'")
+
+
+def to_scale(value: float, scale: str) -> float:
+    """``value`` (linear) on ``scale`` (lin, log, log10)."""
+    if scale == "lin":
+        return float(value)
+    if scale == "log":
+        return math.log(value)
+    if scale == "log10":
+        return math.log10(value)
+    raise UnsupportedFeatureError(f"parameter scale '{scale}'")
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, float) and math.isnan(v):
+        return True
+    return isinstance(v, str) and v.strip() == ""
+
+
+def _split_overrides(v: Any) -> list[float | str]:
+    """The ``;``-separated overrides of a measurement-table cell: numbers or ids."""
+    if _is_missing(v):
+        return []
+    if isinstance(v, int | float | np.integer | np.floating):
+        return [float(v)]
+    out: list[float | str] = []
+    for part in str(v).split(";"):
+        p = part.strip()
+        try:
+            out.append(float(p))
+        except ValueError:
+            out.append(p)
+    return out
+
+
+@dataclass
+class PetabResult:
+    """Log-likelihood ``llh`` (PEtab convention: the objective is ``-llh``), ``chi2`` and the
+    simulation table (the measurement table with ``measurement`` replaced by ``simulation``)."""
+
+    llh: float
+    chi2: float
+    simulations: pd.DataFrame = field(repr=False)
+
+    @property
+    def nllh(self) -> float:
+        """The objective: the negative log-likelihood."""
+        return -self.llh
+
+    def to_dict(self) -> dict[str, float]:
+        return {"llh": self.llh, "chi2": self.chi2}
+
+
+class PetabProblem:
+    """A PEtab v1 problem bound to a scalebridge :class:`ReactionNetwork`.
+
+    ``rtol``/``atol`` are the ODE tolerances of every simulation.
+    """
+
+    def __init__(
+        self,
+        problem: Any,
+        network: ReactionNetwork,
+        *,
+        source: str | None = None,
+        rtol: float = 1e-10,
+        atol: float = 1e-12,
+    ):
+        self.problem = problem
+        self.network = network
+        self.source = source
+        self.rtol, self.atol = rtol, atol
+        self._check_supported()
+        pdf = problem.parameter_df
+        self.parameter_scales: dict[str, str] = {
+            str(k): str(s) if not _is_missing(s) else "lin"
+            for k, s in pdf.get("parameterScale", pd.Series("lin", index=pdf.index)).items()
+        }
+        self.nominal: dict[str, float] = {
+            str(k): float(v) for k, v in pdf["nominalValue"].items() if not _is_missing(v)
+        }
+        est = pdf["estimate"] if "estimate" in pdf.columns else pd.Series(0, index=pdf.index)
+        self.estimated_ids: list[str] = [str(k) for k, e in est.items() if int(e) == 1]
+        for pid in self.estimated_ids:
+            if pid not in self.nominal:
+                raise ModelError(
+                    "estimated parameter without nominalValue", element=pid, source=self._pfile
+                )
+            if self.parameter_scales[pid] not in SCALES:
+                raise UnsupportedFeatureError(
+                    f"parameter scale '{self.parameter_scales[pid]}'",
+                    element=pid,
+                    source=self._pfile,
+                )
+        self._observables = self._parse_observables()
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str], **kwargs: Any) -> PetabProblem:
+        """Read a PEtab v1 problem from its yaml file (``format_version: 1``)."""
+        from ..api import load
+
+        petab = _petab()
+        path = os.fspath(path)
+        cfg = petab.yaml.load_yaml(path)
+        if str(cfg.get("format_version", "1")).split(".")[0] != "1":
+            raise UnsupportedFeatureError(
+                f"PEtab format_version {cfg.get('format_version')}", source=path
+            )
+        problems = cfg.get("problems", [])
+        if len(problems) != 1:
+            raise UnsupportedFeatureError(
+                "PEtab yaml with several problems", source=path, element="problems"
+            )
+        p0 = problems[0]
+        if len(p0.get("sbml_files", [])) != 1:
+            raise UnsupportedFeatureError(
+                "PEtab problem without exactly one SBML model", source=path, element="sbml_files"
+            )
+        if p0.get("mapping_files"):
+            raise UnsupportedFeatureError(
+                "PEtab mapping table", source=path, element=p0["mapping_files"][0]
+            )
+        base = os.path.dirname(os.path.abspath(path))
+        sbml = os.path.join(base, p0["sbml_files"][0])
+        problem = petab.Problem.from_yaml(path)
+        net = load(sbml)
+        return cls(problem, net, source=path, **kwargs)
+
+    @property
+    def _pfile(self) -> str:
+        return f"{self.source} (parameter table)" if self.source else "parameter table"
+
+    def _file(self, what: str) -> str:
+        return f"{self.source} ({what} table)" if self.source else f"{what} table"
+
+    def _check_supported(self) -> None:
+        p = self.problem
+        if getattr(p, "mapping_df", None) is not None:
+            raise UnsupportedFeatureError("PEtab mapping table", source=self.source)
+        pdf = p.parameter_df
+        for col in ("priorType", "objectivePriorType"):
+            if col in pdf.columns:
+                used = [str(k) for k, v in pdf[col].items() if not _is_missing(v)]
+                if used:
+                    raise UnsupportedFeatureError(
+                        "PEtab priors (the objective here is the likelihood only)",
+                        element=used[0],
+                        source=self._file("parameter"),
+                    )
+        mdf = p.measurement_df
+        if np.any(np.isinf(mdf["time"].to_numpy(dtype=np.float64))):
+            raise UnsupportedFeatureError(
+                "steady-state measurements (time = inf)", source=self._file("measurement")
+            )
+        cdf = p.condition_df
+        if cdf is not None:
+            for col in cdf.columns:
+                if col == "conditionName":
+                    continue
+                kind = self.network.kind_of(str(col))
+                if kind not in ("parameter", "compartment", "species"):
+                    raise UnsupportedFeatureError(
+                        "condition-table column that is not a model parameter, compartment "
+                        "or species",
+                        element=str(col),
+                        source=self._file("condition"),
+                    )
+                if kind == "parameter" and any(
+                    r.variable == col for r in self.network.assignment_rules
+                ):
+                    raise UnsupportedFeatureError(
+                        "condition-table override of a parameter set by an assignment rule",
+                        element=str(col),
+                        source=self._file("condition"),
+                    )
+
+    def _parse_observables(self) -> dict[str, tuple[Expr, Expr, str, str]]:
+        odf = self.problem.observable_df
+        src = self._file("observable")
+        out: dict[str, tuple[Expr, Expr, str, str]] = {}
+        for oid, row in odf.iterrows():
+            oid = str(oid)
+            f = parse_expr(str(row["observableFormula"]), element=oid, source=src)
+            nf_raw = row.get("noiseFormula", 1.0)
+            nf = parse_expr("1" if _is_missing(nf_raw) else str(nf_raw), element=oid, source=src)
+            scale = row.get("observableTransformation", "lin")
+            scale = "lin" if _is_missing(scale) else str(scale)
+            dist = row.get("noiseDistribution", "normal")
+            dist = "normal" if _is_missing(dist) else str(dist)
+            if scale not in TRANSFORMATIONS:
+                raise UnsupportedFeatureError(
+                    f"observable transformation '{scale}'", element=oid, source=src
+                )
+            if dist not in DISTRIBUTIONS:
+                raise UnsupportedFeatureError(
+                    f"noise distribution '{dist}'", element=oid, source=src
+                )
+            out[oid] = (f, nf, scale, dist)
+        return out
+
+    # ------------------------------------------------------------------ parameters
+
+    @property
+    def x_nominal(self) -> np.ndarray:
+        """Nominal values of the estimated parameters, on their parameter scales."""
+        return np.array(
+            [to_scale(self.nominal[p], self.parameter_scales[p]) for p in self.estimated_ids]
+        )
+
+    def parameter_values(self, x: Sequence[float] | np.ndarray | None = None) -> dict[str, float]:
+        """Linear values of every parameter-table parameter; ``x`` (estimated parameters on
+        their scales, parameter-table order) replaces the nominal values."""
+        vals = dict(self.nominal)
+        if x is not None:
+            xa = np.asarray(x, dtype=np.float64)
+            if xa.shape != (len(self.estimated_ids),):
+                raise ModelError(
+                    f"expected {len(self.estimated_ids)} estimated parameter values, got shape "
+                    f"{xa.shape}"
+                )
+            for pid, xi in zip(self.estimated_ids, xa, strict=True):
+                vals[pid] = unscale(float(xi), self.parameter_scales[pid])
+        return vals
+
+    def _resolve(self, v: float | str, pars: Mapping[str, float], where: str) -> float:
+        if isinstance(v, float):
+            return v
+        if v in pars:
+            return pars[v]
+        raise ModelError(
+            f"override '{v}' is neither a number nor a parameter-table id",
+            element=v,
+            source=self._file(where),
+        )
+
+    def _condition_values(
+        self, cid: str, pars: Mapping[str, float]
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """(parameter/compartment overrides, species initial values) of a condition."""
+        cdf = self.problem.condition_df
+        if cid not in cdf.index:
+            raise ModelError("unknown condition", element=cid, source=self._file("measurement"))
+        row = cdf.loc[cid]
+        params: dict[str, float] = {}
+        species: dict[str, float] = {}
+        for col, v in row.items():
+            col = str(col)
+            if col == "conditionName" or _is_missing(v):
+                continue
+            if isinstance(v, str):
+                try:
+                    val = float(v)
+                except ValueError:
+                    val = self._resolve(v.strip(), pars, "condition")
+            else:
+                val = float(v)
+            if math.isnan(val):
+                continue
+            if self.network.kind_of(col) == "species":
+                species[col] = val
+            else:
+                params[col] = val
+        return params, species
+
+    def _model_parameter_values(self, pars: Mapping[str, float]) -> dict[str, float]:
+        net = self.network
+        ruled = {r.variable for r in net.assignment_rules}
+        return {
+            k: v
+            for k, v in pars.items()
+            if net.kind_of(k) in ("parameter", "compartment", "species") and k not in ruled
+        }
+
+    # ------------------------------------------------------------------ simulation
+
+    def _simulate_condition(
+        self,
+        preeq: str | None,
+        cid: str,
+        times: np.ndarray,
+        pars: Mapping[str, float],
+        names: Sequence[str],
+    ) -> dict[str, np.ndarray]:
+        from ..api import simulate
+
+        net = self.network
+        base = self._model_parameter_values(pars)
+        values = dict(base)
+        if preeq is not None:
+            from ..wellmixed.steady import steady_state
+
+            p_pre, s_pre = self._condition_values(preeq, pars)
+            pre_vals = {**base, **p_pre, **s_pre}
+            carried = [s.id for s in net.species] + [
+                r.variable for r in net.rate_rules if net.kind_of(r.variable) != "species"
+            ]
+            ss = steady_state(
+                net, params=pre_vals, vars=carried, units="model", rtol=self.rtol, atol=self.atol
+            )
+            # Only the state carries over: parameters return to their (simulation) values.
+            values.update(ss.values)
+        p_sim, s_sim = self._condition_values(cid, pars)
+        values.update(p_sim)
+        values.update(s_sim)
+        grid = np.unique(np.asarray(times, dtype=np.float64))
+        if grid[0] > 0.0:
+            grid = np.concatenate([[0.0], grid])
+        elif grid[0] < 0.0:
+            raise ModelError("negative measurement time", source=self._file("measurement"))
+        res = simulate(
+            net,
+            "ode",
+            times=grid,
+            params=values,
+            vars=list(names),
+            units="model",
+            rtol=self.rtol,
+            atol=self.atol,
+        )
+        idx = np.searchsorted(grid, times)
+        out = {n: np.asarray(res.data[n].values, dtype=np.float64)[idx] for n in names}
+        return out
+
+    def evaluate(self, x: Sequence[float] | np.ndarray | None = None) -> PetabResult:
+        """Log-likelihood, chi2 and simulation table at ``x`` (default: nominal values)."""
+        pars = self.parameter_values(x)
+        mdf = self.problem.measurement_df.reset_index(drop=True)
+        net = self.network
+        model_syms = {
+            n
+            for f, nf, _, _ in self._observables.values()
+            for n in symbols(f) | symbols(nf)
+            if net.kind_of(n) in ("species", "parameter", "compartment")
+        }
+        names = sorted(model_syms)
+        has_preeq = "preequilibrationConditionId" in mdf.columns
+        sim = np.full(len(mdf), np.nan)
+        llh = 0.0
+        chi2 = 0.0
+        pre_col = (
+            mdf["preequilibrationConditionId"] if has_preeq else pd.Series(None, index=mdf.index)
+        )
+        keys = [
+            (None if _is_missing(p) else str(p), str(c))
+            for p, c in zip(pre_col, mdf["simulationConditionId"], strict=True)
+        ]
+        groups: dict[tuple[str | None, str], list[int]] = {}
+        for i, k in enumerate(keys):
+            groups.setdefault(k, []).append(i)
+        times_all = mdf["time"].to_numpy(dtype=np.float64)
+        sigma = np.full(len(mdf), np.nan)
+        for (preeq, cid), rows in groups.items():
+            t = times_all[rows]
+            traj = self._simulate_condition(preeq, cid, t, pars, names) if names else {}
+            p_sim, _ = self._condition_values(cid, pars)
+            for j, i in enumerate(rows):
+                row = mdf.iloc[i]
+                oid = str(row["observableId"])
+                if oid not in self._observables:
+                    raise ModelError(
+                        "unknown observable", element=oid, source=self._file("measurement")
+                    )
+                f, nf, _, _ = self._observables[oid]
+                env: dict[str, float] = dict(pars)
+                env.update(p_sim)
+                for n in names:
+                    env[n] = float(traj[n][j])
+                for kind in ("observable", "noise"):
+                    col = f"{kind}Parameters"
+                    ovr = _split_overrides(row[col]) if col in mdf.columns else []
+                    for n_ovr, v in enumerate(ovr, start=1):
+                        env[f"{kind}Parameter{n_ovr}_{oid}"] = self._resolve(v, pars, "measurement")
+                y = evaluate(f, env, time=float(t[j]))
+                env[oid] = y
+                sim[i] = y
+                sigma[i] = evaluate(nf, env, time=float(t[j]))
+        meas = mdf["measurement"].to_numpy(dtype=np.float64)
+        obs_ids = mdf["observableId"].astype(str).to_numpy()
+        for oid, (_, _, scale, dist) in self._observables.items():
+            sel = obs_ids == oid
+            if not np.any(sel):
+                continue
+            llh += float(np.sum(log_likelihood_terms(meas[sel], sim[sel], sigma[sel], scale, dist)))
+            chi2 += float(np.sum(chi2_terms(meas[sel], sim[sel], sigma[sel], scale)))
+        sim_df = mdf.rename(columns={"measurement": "simulation"}).copy()
+        sim_df["simulation"] = sim
+        return PetabResult(llh=llh, chi2=chi2, simulations=sim_df)
+
+
+def load_petab(path: str | os.PathLike[str], **kwargs: Any) -> PetabProblem:
+    """Read a PEtab v1 problem (see :meth:`PetabProblem.from_yaml`)."""
+    return PetabProblem.from_yaml(path, **kwargs)
+
+
+def petab_llh(
+    path: str | os.PathLike[str],
+    x: Sequence[float] | np.ndarray | None = None,
+    **kwargs: Any,
+) -> PetabResult:
+    """Log-likelihood and chi2 of the PEtab problem at ``path`` at ``x`` (default nominal)."""
+    return load_petab(path, **kwargs).evaluate(x)
+
+
+def format_llh(result: PetabResult, *, as_json: bool = False) -> str:
+    """The text printed by ``scalebridge petab PROBLEM.yaml --llh [--json]``.
+
+    JSON: ``{"llh": ..., "chi2": ...}`` with ``llh`` the log-likelihood (PEtab test-suite
+    convention; the objective is ``-llh``).
+    """
+    if as_json:
+        import json
+
+        return json.dumps(result.to_dict(), allow_nan=False)
+    return f"llh   {result.llh:.12g}\nnllh  {result.nllh:.12g}\nchi2  {result.chi2:.12g}"
