@@ -1,5 +1,6 @@
-"""Parameters from data: structural identifiability and PEtab problems (estimation, Fisher
-information and profiles are added by their own modules).
+"""Parameters from data: structural identifiability, PEtab problems, forward sensitivities and
+the gradient of the PEtab objective (estimation, Fisher information and profiles are added by
+their own modules).
 
 Structural identifiability (:mod:`scalebridge.infer.structural`,
 :mod:`scalebridge.infer.datasets`)::
@@ -24,7 +25,9 @@ from .datasets import (
     identifiability_across_datasets,
     suggest_measurements,
 )
+from .petab_gradient import PetabGradient, petab_gradient
 from .petab_problem import PetabProblem, PetabResult, load_petab, petab_llh
+from .sensitivity import SensitivityModel, SensitivityResult, forward_sensitivities
 from .structural import (
     LABELS,
     Combination,
@@ -39,10 +42,15 @@ __all__ = [
     "DatasetsResult",
     "IdentifiabilityResult",
     "MeasurementSuggestion",
+    "PetabGradient",
     "PetabProblem",
     "PetabResult",
+    "SensitivityModel",
+    "SensitivityResult",
+    "forward_sensitivities",
     "identifiability_across_datasets",
     "load_petab",
+    "petab_gradient",
     "petab_llh",
     "structural_identifiability",
     "suggest_measurements",

@@ -1,0 +1,385 @@
+"""Forward sensitivities of ODE solutions by the sensitivity equations.
+
+For the state ``x`` (species values as SBML defines them: concentration unless
+hasOnlySubstanceUnits) with ``dx/dt = f(x, p, t)`` and ``x(0) = x0(p)``, the sensitivities
+``S = dx/dp`` (one column per parameter ``p_j``) solve
+
+    dS/dt = J S + df/dp,        S(0) = dx0/dp,        J = df/dx.
+
+``f`` is built symbolically from the network: a reaction-changed species has
+``dx_i/dt = sum_j nu_ij v_j / V_i`` (``/ V_i`` only for concentrations; compartments must be
+constant), with kinetic laws' local parameters, user functions, reaction-rate symbols,
+assignment rules and the initial assignments of constant symbols substituted, so that
+``J`` and ``df/dp`` are exact symbolic derivatives (:func:`scalebridge.model.expr.diff`).
+
+Implementation: the state and the sensitivities become the variables of an *augmented*
+network (non-constant parameters with rate rules), which is simulated with scalebridge's
+compiled BDF (``simulate(aug, "ode")``), so the states and sensitivities are integrated
+together, with the same error control on both.  The augmented network is built once per
+model and parameter set; parameter values and initial values are passed per call.
+
+A parameter ``p_j`` may be a model parameter (or a constant species) or a species id,
+meaning that species' initial value (``dx0_i/dp_j = 1`` for that species, propagated through
+initial assignments; ``df/dp_j = 0``).
+
+Refused (:class:`~scalebridge.errors.UnsupportedFeatureError` naming the element): events,
+algebraic constraints the model layer cannot express anyway, rate rules on compartments or
+parameters, non-constant compartments, variable stoichiometry, ``rateOf``, fast reactions,
+conversion factors, and compartments as sensitivity parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedFeatureError
+from ..model.expr import (
+    ZERO,
+    Expr,
+    Num,
+    Sym,
+    add,
+    diff,
+    div,
+    evaluate,
+    expand_functions,
+    fold,
+    mul,
+    substitute,
+    symbols,
+    uses_op,
+)
+from ..model.network import Parameter, RateRule, ReactionNetwork
+from ..model.rates import stoichiometry_terms
+
+__all__ = ["SensitivityModel", "SensitivityResult", "forward_sensitivities"]
+
+
+@dataclass
+class SensitivityResult:
+    """States ``x[t, i]`` and sensitivities ``s[t, i, j] = d x_i(t) / d p_j``."""
+
+    times: np.ndarray
+    states: list[str]
+    parameters: list[str]
+    x: np.ndarray
+    s: np.ndarray
+
+
+class SensitivityModel:
+    """The sensitivity system of ``net`` with respect to ``parameters``.
+
+    ``given``: names whose values the caller always supplies (their initial assignments are
+    dropped, as :meth:`ReactionNetwork.with_values` does).
+    """
+
+    def __init__(
+        self,
+        net: ReactionNetwork,
+        parameters: Sequence[str],
+        *,
+        given: Iterable[str] = (),
+    ):
+        self.network = net
+        self.parameters = list(parameters)
+        self.given = frozenset(given)
+        self._check(net)
+        self.states = [s.id for s in net.species if net.reaction_changes(s.id)] + [
+            r.variable for r in net.rate_rules
+        ]
+        state_set = set(self.states)
+        for p in self.parameters:
+            kind = net.kind_of(p)
+            if kind == "compartment":
+                raise UnsupportedFeatureError(
+                    "sensitivity with respect to a compartment size", element=p, source=net.source
+                )
+            if kind not in ("parameter", "species"):
+                raise ModelError("no parameter or species of this name", element=p)
+            if p in net.assignment_rule_map:
+                raise UnsupportedFeatureError(
+                    "sensitivity with respect to a variable set by an assignment rule",
+                    element=p,
+                    source=net.source,
+                )
+        self._subst = self._substitutions(net, state_set)
+        self.rhs: dict[str, Expr] = {x: self.expand(self._raw_rhs(net, x)) for x in self.states}
+        self.jac = {(i, k): diff(self.rhs[i], k) for i in self.states for k in self.states}
+        self.dfdp = {
+            (i, p): (ZERO if p in state_set else diff(self.rhs[i], p))
+            for i in self.states
+            for p in self.parameters
+        }
+        self._names = self._augmented_names()
+        self.augmented = self._augmented_network()
+
+    # ------------------------------------------------------------------ building
+
+    @staticmethod
+    def _check(net: ReactionNetwork) -> None:
+        src = net.source
+        if net.events:
+            raise UnsupportedFeatureError(
+                "sensitivities of models with events", element=net.events[0].id, source=src
+            )
+        for r in net.rate_rules:
+            if net.kind_of(r.variable) != "species":
+                raise UnsupportedFeatureError(
+                    "sensitivities with a rate rule on a compartment or parameter",
+                    element=r.variable,
+                    source=src,
+                )
+        for c in net.compartments:
+            if not c.constant or c.id in net.assignment_rule_map:
+                raise UnsupportedFeatureError(
+                    "sensitivities with a non-constant compartment", element=c.id, source=src
+                )
+        if net.conversion_factor or any(s.conversion_factor for s in net.species):
+            raise UnsupportedFeatureError("sensitivities with conversion factors", source=src)
+        for rx in net.reactions:
+            if rx.fast:
+                raise UnsupportedFeatureError("fast reaction", element=rx.id, source=src)
+            for ref in rx.species_refs:
+                if ref.id and (
+                    not ref.constant
+                    or ref.id in net.assignment_rule_map
+                    or ref.id in net.initial_assignment_map
+                ):
+                    raise UnsupportedFeatureError(
+                        "sensitivities with variable stoichiometry", element=ref.id, source=src
+                    )
+        maths = [r.rate for r in net.reactions if r.rate is not None]
+        maths += [r.math for r in net.assignment_rules] + [r.math for r in net.rate_rules]
+        maths += [a.math for a in net.initial_assignments]
+        for m in maths:
+            if uses_op(m, "rateOf"):
+                raise UnsupportedFeatureError("sensitivities of models using rateOf", source=src)
+
+    def _substitutions(self, net: ReactionNetwork, states: set[str]) -> dict[str, Expr]:
+        """Symbols replaced by expressions: assignment-rule variables, reaction ids (their
+        kinetic laws) and constant symbols set by initial assignments."""
+        sub: dict[str, Expr] = {}
+        for r in net.assignment_rules:
+            sub[r.variable] = self._fn(r.math)
+        for rx in net.reactions:
+            if rx.rate is None:
+                raise UnsupportedFeatureError(
+                    "reaction without kinetic law", element=rx.id, source=net.source
+                )
+            local = {lp.id: Num(float(lp.value or 0.0)) for lp in rx.local_parameters}
+            sub[rx.id] = substitute(self._fn(rx.rate), local)
+        for a in net.initial_assignments:
+            if a.symbol not in states and a.symbol not in self.given and a.symbol not in sub:
+                if a.symbol in self.parameters:
+                    raise UnsupportedFeatureError(
+                        "sensitivity with respect to a symbol set by an initial assignment",
+                        element=a.symbol,
+                        source=net.source,
+                    )
+                sub[a.symbol] = self._fn(a.math)
+        return sub
+
+    def _fn(self, e: Expr) -> Expr:
+        net = self.network
+        return expand_functions(e, net.functions_table) if net.functions else e
+
+    def expand(self, e: Expr) -> Expr:
+        """``e`` with rule variables, reaction ids and initially-assigned constants replaced,
+        down to states, constants and time."""
+        for _ in range(len(self._subst) + 2):
+            hit = symbols(e) & self._subst.keys()
+            if not hit:
+                return fold(e)
+            e = substitute(e, {k: self._subst[k] for k in hit})
+        raise UnsupportedFeatureError("cyclic rules", source=self.network.source)
+
+    def _raw_rhs(self, net: ReactionNetwork, x: str) -> Expr:
+        if x in net.rate_rule_map:
+            return self._fn(net.rate_rule_map[x].math)
+        terms = [mul(c, Sym(rid)) for c, rid in stoichiometry_terms(net, x)]
+        total = add(*terms) if terms else ZERO
+        s = net.species_map[x]
+        return total if s.has_only_substance_units else div(total, Sym(s.compartment))
+
+    def _augmented_names(self) -> dict[tuple[str, str], str]:
+        net = self.network
+        taken = {*(s.id for s in net.species), *(p.id for p in net.parameters)}
+        taken |= {c.id for c in net.compartments} | {r.id for r in net.reactions}
+        out: dict[tuple[str, str], str] = {}
+        for i, x in enumerate(self.states):
+            for j, p in enumerate(self.parameters):
+                name = f"sens_{i}_{j}"
+                while name in taken:
+                    name = "_" + name
+                out[(x, p)] = name
+        return out
+
+    def _augmented_network(self) -> ReactionNetwork:
+        net = self.network
+        states = set(self.states)
+        params: list[Parameter] = []
+        consts = self._constant_defaults()
+        for name, v in consts.items():
+            params.append(Parameter(id=name, value=v, constant=True))
+        rules: list[RateRule] = []
+        for x in self.states:
+            params.append(Parameter(id=x, value=0.0, constant=False))
+            rules.append(RateRule(variable=x, math=self.rhs[x]))
+        for x in self.states:
+            for p in self.parameters:
+                terms = [self.dfdp[(x, p)]]
+                for k in self.states:
+                    jk = self.jac[(x, k)]
+                    if jk != ZERO:
+                        terms.append(mul(jk, Sym(self._names[(k, p)])))
+                sname = self._names[(x, p)]
+                params.append(Parameter(id=sname, value=0.0, constant=False))
+                rules.append(RateRule(variable=sname, math=fold(add(*terms))))
+        del states
+        return ReactionNetwork(
+            id=f"{net.id}_sensitivities", parameters=tuple(params), rate_rules=tuple(rules)
+        )
+
+    def _constant_defaults(self) -> dict[str, float]:
+        """Every non-state symbol the right-hand sides may read, with its declared value."""
+        net = self.network
+        out: dict[str, float] = {}
+        for c in net.compartments:
+            out[c.id] = float(c.size if c.size is not None else 1.0)
+        for p in net.parameters:
+            if p.id not in self._subst:
+                out[p.id] = float(p.value if p.value is not None else 0.0)
+        for s in net.species:
+            if s.id in self.states or s.id in self._subst:
+                continue
+            out[s.id] = self._declared_species_value(s.id)
+        return out
+
+    def _declared_species_value(self, sid: str) -> float:
+        s = self.network.species_map[sid]
+        size = self.network.compartment_map[s.compartment].size or 1.0
+        if s.initial_concentration is not None:
+            c = float(s.initial_concentration)
+            return c * size if s.has_only_substance_units else c
+        if s.initial_amount is not None:
+            a = float(s.initial_amount)
+            return a if s.has_only_substance_units else a / size
+        return 0.0
+
+    # ------------------------------------------------------------------ initial values
+
+    def initial_expressions(self, values: Mapping[str, float]) -> dict[str, Expr]:
+        """``x0_i`` as expressions of the constants and of each species' declared initial
+        value (the species' own symbol, standing for its initial value)."""
+        net = self.network
+        out: dict[str, Expr] = {}
+        ia = net.initial_assignment_map
+        for x in self.states:
+            if x in ia and x not in values and x not in self.given:
+                out[x] = self.expand(self._fn(ia[x].math))
+            else:
+                out[x] = Sym(x)
+        # An initial assignment may read other states' initial values.
+        for _ in range(len(out) + 1):
+            changed = False
+            for x, e in out.items():
+                hit = {k for k in symbols(e) & out.keys() if out[k] != Sym(k)}
+                if hit:
+                    out[x] = fold(substitute(e, {k: out[k] for k in hit}))
+                    changed = True
+            if not changed:
+                return out
+        raise UnsupportedFeatureError("cyclic initial assignments", source=net.source)
+
+    def _env(self, values: Mapping[str, float]) -> dict[str, float]:
+        env = self._constant_defaults()
+        for x in self.states:
+            env[x] = self._declared_species_value(x)
+        for k, v in values.items():
+            if k in self._subst:
+                raise ModelError(
+                    f"'{k}' is set by a rule or initial assignment; pass it in 'given'",
+                    element=k,
+                )
+            if k not in env and k not in self.network.species_map:
+                raise ModelError(f"'{k}' is not a constant of the model", element=k)
+            env[k] = float(v)
+        return env
+
+    def initial_values(self, values: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """``x0`` and ``S0 = dx0/dp`` at the given values."""
+        env = self._env(values)
+        x0e = self.initial_expressions(values)
+        init_env = dict(env)
+        x0 = np.array([evaluate(x0e[x], init_env, time=0.0) for x in self.states])
+        s0 = np.zeros((len(self.states), len(self.parameters)))
+        for i, x in enumerate(self.states):
+            for j, p in enumerate(self.parameters):
+                d = diff(x0e[x], p)
+                if d != ZERO:
+                    s0[i, j] = evaluate(d, init_env, time=0.0)
+        return x0, s0
+
+    # ------------------------------------------------------------------ solving
+
+    def solve(
+        self,
+        times: Sequence[float] | np.ndarray,
+        values: Mapping[str, float] | None = None,
+        *,
+        rtol: float = 1e-8,
+        atol: float = 1e-10,
+    ) -> SensitivityResult:
+        """States and sensitivities at ``times`` (starting at the first time, which is the
+        initial time of ``x0``), for parameter/initial values ``values``."""
+        from ..api import simulate
+
+        values = dict(values or {})
+        env = self._env(values)
+        x0, s0 = self.initial_values(values)
+        params = {k: v for k, v in env.items() if k in self.augmented.parameter_map}
+        for i, x in enumerate(self.states):
+            params[x] = float(x0[i])
+            for j, p in enumerate(self.parameters):
+                params[self._names[(x, p)]] = float(s0[i, j])
+        grid = np.asarray(times, dtype=np.float64)
+        res = simulate(
+            self.augmented,
+            "ode",
+            times=grid,
+            t0=float(grid[0]),
+            params=params,
+            vars=[*self.states, *self._names.values()],
+            units="model",
+            rtol=rtol,
+            atol=atol,
+        )
+        data = res.data
+        xs = np.stack([np.asarray(data[n].values, dtype=np.float64) for n in self.states], axis=1)
+        s = np.zeros((len(grid), len(self.states), len(self.parameters)))
+        for i, xi in enumerate(self.states):
+            for j, p in enumerate(self.parameters):
+                s[:, i, j] = np.asarray(data[self._names[(xi, p)]].values, dtype=np.float64)
+        return SensitivityResult(
+            times=grid, states=list(self.states), parameters=list(self.parameters), x=xs, s=s
+        )
+
+
+def forward_sensitivities(
+    net: ReactionNetwork,
+    parameters: Sequence[str],
+    times: Sequence[float] | np.ndarray,
+    values: Mapping[str, float] | None = None,
+    *,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+) -> SensitivityResult:
+    """Solve the sensitivity equations of ``net`` with respect to ``parameters`` (model
+    parameters, or species ids for initial values) at ``times`` (see the module docstring)."""
+    values = dict(values or {})
+    return SensitivityModel(net, parameters, given=values).solve(
+        times, values, rtol=rtol, atol=atol
+    )
