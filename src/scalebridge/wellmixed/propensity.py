@@ -21,23 +21,29 @@ from ..codegen.jit import kernel
 from ..codegen.stochastic import SsaTables
 
 
+@kernel(inline="always")
+def ma_propensity(T: SsaTables, j: int, c: float, x: np.ndarray) -> float:
+    """``c prod_i ff(x_i, nu_ij)`` for mass-action reaction ``j`` with rate constant ``c``."""
+    a = c
+    for p in range(T.ma_ptr[j], T.ma_ptr[j + 1]):
+        xi = x[T.ma_idx[p]]
+        n = T.ma_ord[p]
+        if n == 1:
+            a *= xi
+        else:
+            for k in range(n):
+                f = xi - k
+                if f <= 0.0:
+                    return 0.0
+                a *= f
+    return a
+
+
 @kernel
 def propensity(T: SsaTables, j: int, x: np.ndarray, v: np.ndarray, stack: np.ndarray) -> float:
     """a_j(x); for a general law ``v`` must hold the current amounts."""
     if T.is_ma[j]:
-        a = v[T.c_slot[j]]
-        for p in range(T.ma_ptr[j], T.ma_ptr[j + 1]):
-            xi = x[T.ma_idx[p]]
-            n = T.ma_ord[p]
-            if n == 1:
-                a *= xi
-            else:
-                for k in range(n):
-                    f = xi - k
-                    if f <= 0.0:
-                        return 0.0
-                    a *= f
-        return a
+        return ma_propensity(T, j, v[T.c_slot[j]], x)
     vm.run(T.code, T.consts, v, T.prop_seg[j, 0], T.prop_seg[j, 1], stack)
     return T.scale * v[T.rate_slot[j]]
 

@@ -59,7 +59,7 @@ import numpy as np
 from ..codegen import vm
 from ..codegen.jit import kernel
 from ..codegen.stochastic import SsaTables
-from .propensity import propensity, record, uniform
+from .propensity import ma_propensity, propensity, record, uniform
 
 OK = 0
 TRIGGER = 1
@@ -82,24 +82,6 @@ N_COUNTERS = 4
 
 
 # --- propensities -----------------------------------------------------------------------------
-@kernel(inline="always")
-def _ma_propensity(T: SsaTables, j: int, c: float, x: np.ndarray) -> float:
-    """``c prod_i ff(x_i, nu_ij)`` -- the same arithmetic as :func:`propensity`."""
-    a = c
-    for p in range(T.ma_ptr[j], T.ma_ptr[j + 1]):
-        xi = x[T.ma_idx[p]]
-        n = T.ma_ord[p]
-        if n == 1:
-            a *= xi
-        else:
-            for k in range(n):
-                f = xi - k
-                if f <= 0.0:
-                    return 0.0
-                a *= f
-    return a
-
-
 @kernel(inline="always")
 def _copy(src: np.ndarray, dst: np.ndarray) -> None:
     for i in range(src.shape[0]):
@@ -131,7 +113,7 @@ def _prop_ma(T: SsaTables, mt: np.ndarray, c: np.ndarray, j: int, x: np.ndarray)
     r1 = mt[j, 0]
     if r1 >= 0:
         return c[j] * x[r1] * (x[mt[j, 1]] - mt[j, 2])
-    return _ma_propensity(T, j, c[j], x)
+    return ma_propensity(T, j, c[j], x)
 
 
 @kernel(inline="always")
@@ -145,7 +127,7 @@ def _prop(
     if r1 >= 0:
         return c[j] * x[r1] * (x[mt[j, 1]] - mt[j, 2])
     if T.is_ma[j]:
-        return _ma_propensity(T, j, c[j], x)
+        return ma_propensity(T, j, c[j], x)
     return propensity(T, j, x, v, stack)
 
 
