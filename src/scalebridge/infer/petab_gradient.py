@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,7 +36,127 @@ from .petab_objective import log_likelihood_terms, residuals
 from .petab_problem import PetabProblem, _is_missing, _split_overrides
 from .sensitivity import SensitivityModel
 
-__all__ = ["PetabGradient", "petab_gradient"]
+__all__ = ["MeasurementSensitivities", "PetabGradient", "petab_gradient"]
+
+
+def _hprime(y: np.ndarray, scale: Sequence[str]) -> np.ndarray:
+    """``h'(y)`` of the observable transformations (1, 1/y, 1/(y ln 10))."""
+    out = np.ones_like(y)
+    sc = np.asarray(scale)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(sc == "log", 1.0 / y, out)
+        out = np.where(sc == "log10", 1.0 / (y * math.log(10.0)), out)
+    return out
+
+
+@dataclass(frozen=True)
+class MeasurementSensitivities:
+    """Per-measurement simulations ``y``, noise ``sigma`` and their derivatives with respect to
+    the estimated parameters ``x`` on their parameter scales (rows in measurement-table order).
+
+    With ``r = (h(m) - h(y)) / sigma``:
+
+    * :meth:`residuals` is ``r``; :meth:`residual_jacobian` is
+      ``dr/dx = -(h'(y) dy/dx + r dsigma/dx) / sigma``;
+    * :meth:`gradient` is ``d(-llh)/dx`` (formulas in the module docstring);
+    * :meth:`fim` is the Fisher information of the measurement model,
+      ``sum_k a_k g_k g_k^T + b_k s_k s_k^T`` with ``g_k = h'(y_k) dy_k/dx / sigma_k`` and
+      ``s_k = dsigma_k/dx / sigma_k``, where ``(a, b) = (1, 2)`` for normal and ``(1, 1)``
+      for Laplace noise (the information of a location and of a scale parameter).
+    """
+
+    x: np.ndarray
+    parameter_ids: tuple[str, ...]
+    measurement: np.ndarray
+    simulation: np.ndarray
+    sigma: np.ndarray
+    dsim_dx: np.ndarray
+    dsigma_dx: np.ndarray
+    scale: tuple[str, ...]
+    distribution: tuple[str, ...]
+    observable_ids: tuple[str, ...]
+    condition_ids: tuple[str, ...]
+    dataset_ids: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.measurement)
+
+    def _terms(self) -> tuple[np.ndarray, np.ndarray]:
+        r = np.empty(len(self))
+        hp = _hprime(self.simulation, self.scale)
+        for sc in set(self.scale):
+            sel = np.asarray(self.scale) == sc
+            r[sel] = residuals(self.measurement[sel], self.simulation[sel], self.sigma[sel], sc)
+        return r, hp
+
+    @property
+    def llh(self) -> float:
+        """Log-likelihood of all measurements."""
+        total = 0.0
+        key = list(zip(self.scale, self.distribution, strict=True))
+        for sc, dist in set(key):
+            sel = np.array([k == (sc, dist) for k in key])
+            total += float(
+                np.sum(
+                    log_likelihood_terms(
+                        self.measurement[sel], self.simulation[sel], self.sigma[sel], sc, dist
+                    )
+                )
+            )
+        return total
+
+    @property
+    def chi2(self) -> float:
+        return float(np.sum(self.residuals() ** 2))
+
+    def residuals(self) -> np.ndarray:
+        """``r = (h(m) - h(y)) / sigma``."""
+        return self._terms()[0]
+
+    def residual_jacobian(self) -> np.ndarray:
+        """``dr/dx``, shape ``(measurements, parameters)``."""
+        r, hp = self._terms()
+        out: np.ndarray = (
+            -(hp[:, None] * self.dsim_dx + r[:, None] * self.dsigma_dx) / (self.sigma[:, None])
+        )
+        return out
+
+    def gradient(self) -> np.ndarray:
+        """``d(-llh)/dx``."""
+        r, hp = self._terms()
+        lap = np.asarray(self.distribution) == "laplace"
+        dly = np.where(lap, np.sign(r), r) * hp / self.sigma
+        dls = np.where(lap, np.abs(r) - 1.0, r * r - 1.0) / self.sigma
+        out: np.ndarray = -(dly @ self.dsim_dx + dls @ self.dsigma_dx)
+        return out
+
+    def fim(self) -> np.ndarray:
+        """Fisher information matrix (see the class docstring)."""
+        _, hp = self._terms()
+        g = hp[:, None] * self.dsim_dx / self.sigma[:, None]
+        s = self.dsigma_dx / self.sigma[:, None]
+        b = np.where(np.asarray(self.distribution) == "laplace", 1.0, 2.0)
+        out: np.ndarray = g.T @ g + (b[:, None] * s).T @ s
+        return out
+
+    def subset(self, rows: np.ndarray) -> MeasurementSensitivities:
+        """The measurements selected by a boolean mask or index array."""
+        idx = np.arange(len(self))[rows]
+        pick = lambda t: tuple(t[i] for i in idx)  # noqa: E731
+        return MeasurementSensitivities(
+            x=self.x,
+            parameter_ids=self.parameter_ids,
+            measurement=self.measurement[idx],
+            simulation=self.simulation[idx],
+            sigma=self.sigma[idx],
+            dsim_dx=self.dsim_dx[idx],
+            dsigma_dx=self.dsigma_dx[idx],
+            scale=pick(self.scale),
+            distribution=pick(self.distribution),
+            observable_ids=pick(self.observable_ids),
+            condition_ids=pick(self.condition_ids),
+            dataset_ids=pick(self.dataset_ids),
+        )
 
 
 class PetabGradient:
@@ -104,16 +225,32 @@ class PetabGradient:
 
     def gradient(self, x: Sequence[float] | np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """``(nllh, d nllh / dx)`` at ``x`` (estimated parameters on their scales)."""
+        ms = self.measurement_sensitivities(x)
+        return -ms.llh, ms.gradient()
+
+    def measurement_sensitivities(
+        self, x: Sequence[float] | np.ndarray | None = None
+    ) -> MeasurementSensitivities:
+        """Simulations, noise and their derivatives with respect to ``x`` for every
+        measurement (measurement-table order) at ``x`` (default: nominal values)."""
         pb = self.problem
-        pars = pb.parameter_values(x)
+        if x is None:
+            x = pb.x_nominal
+        xa = np.asarray(x, dtype=np.float64).copy()
+        pars = pb.parameter_values(xa)
         est = pb.estimated_ids
         qidx = {q: i for i, q in enumerate(est)}
         mdf = pb.problem.measurement_df.reset_index(drop=True)
+        n_m, n_q = len(mdf), len(est)
+        sim = np.full(n_m, np.nan)
+        sig = np.full(n_m, np.nan)
+        dy_all = np.zeros((n_m, n_q))
+        ds_all = np.zeros((n_m, n_q))
+        scales: list[str] = [""] * n_m
+        dists: list[str] = [""] * n_m
         states = self.sens.states
         sidx = {s: i for i, s in enumerate(states)}
         tidx = {t: j for j, t in enumerate(self.targets)}
-        grad = np.zeros(len(est))
-        llh = 0.0
         groups: dict[str, list[int]] = {}
         for i, c in enumerate(mdf["simulationConditionId"]):
             groups.setdefault(str(c), []).append(i)
@@ -138,7 +275,7 @@ class PetabGradient:
                 grid = np.concatenate([[0.0], grid])
             sol = self.sens.solve(grid, values, rtol=pb.rtol, atol=pb.atol)
             # state sensitivities with respect to the estimated parameters: (time, state, q)
-            tm = np.zeros((len(self.targets), len(est)))
+            tm = np.zeros((len(self.targets), n_q))
             for tname, d in dmdq.items():
                 for qi, v in d.items():
                     tm[tidx[tname], qi] = v
@@ -167,24 +304,11 @@ class PetabGradient:
                 y = evaluate(f, env, time=tj)
                 env[oid] = y
                 nf_full = _subst_observable(nf, oid, f)
-                sigma = evaluate(nf_full, env, time=tj)
-                dy = self._total(f, env, tj, k, sq, sidx, srcs, direct, qidx, len(est))
-                ds = self._total(nf_full, env, tj, k, sq, sidx, srcs, direct, qidx, len(est))
-                mv, yv, sv = (np.array([v]) for v in (float(meas_all[i]), y, sigma))
-                llh += float(log_likelihood_terms(mv, yv, sv, scale, dist)[0])
-                r = float(residuals(mv, yv, sv, scale)[0])
-                # h'(y) of the observable transformation h
-                if scale == "lin":
-                    hp = 1.0
-                elif scale == "log":
-                    hp = 1.0 / y
-                else:
-                    hp = 1.0 / (y * math.log(10.0))
-                if dist == "normal":
-                    dly, dls = r * hp / sigma, (r * r - 1.0) / sigma
-                else:
-                    dly, dls = float(np.sign(r)) * hp / sigma, (abs(r) - 1.0) / sigma
-                grad += dly * dy + dls * ds
+                sim[i] = y
+                sig[i] = evaluate(nf_full, env, time=tj)
+                dy_all[i] = self._total(f, env, tj, k, sq, sidx, srcs, direct, qidx, n_q)
+                ds_all[i] = self._total(nf_full, env, tj, k, sq, sidx, srcs, direct, qidx, n_q)
+                scales[i], dists[i] = scale, dist
         dqdx = np.array(
             [
                 1.0
@@ -193,7 +317,24 @@ class PetabGradient:
                 for q in est
             ]
         )
-        return -llh, -grad * dqdx
+        ds_col = mdf["datasetId"] if "datasetId" in mdf.columns else None
+        return MeasurementSensitivities(
+            x=xa,
+            parameter_ids=tuple(est),
+            measurement=meas_all.copy(),
+            simulation=sim,
+            sigma=sig,
+            dsim_dx=dy_all * dqdx,
+            dsigma_dx=ds_all * dqdx,
+            scale=tuple(scales),
+            distribution=tuple(dists),
+            observable_ids=tuple(str(v) for v in mdf["observableId"]),
+            condition_ids=tuple(str(v) for v in mdf["simulationConditionId"]),
+            dataset_ids=tuple(
+                "" if ds_col is None or _is_missing(v) else str(v)
+                for v in (ds_col if ds_col is not None else [None] * n_m)
+            ),
+        )
 
     def _total(
         self,

@@ -280,6 +280,44 @@ class PetabProblem:
             out[oid] = (f, nf, scale, dist)
         return out
 
+    # ------------------------------------------------------------------ datasets
+
+    def dataset_ids(self) -> list[str]:
+        """Names of the datasets of the measurement table, in order of appearance: the values
+        of its ``datasetId`` column, or, without that column, its observable ids (one dataset
+        per observable, e.g. one per measured scale)."""
+        mdf = self.problem.measurement_df
+        col = "datasetId" if "datasetId" in mdf.columns else "observableId"
+        out: list[str] = []
+        for v in mdf[col]:
+            if _is_missing(v):
+                raise ModelError(
+                    f"measurement without a {col}", element=col, source=self._file("measurement")
+                )
+            if str(v) not in out:
+                out.append(str(v))
+        return out
+
+    def subset(self, datasets: Sequence[str]) -> PetabProblem:
+        """The same problem with only the measurements of ``datasets`` (see
+        :meth:`dataset_ids`); parameters, conditions and observables are shared."""
+        import copy
+
+        known = self.dataset_ids()
+        for d in datasets:
+            if d not in known:
+                raise ModelError(
+                    f"unknown dataset (known: {', '.join(known)})",
+                    element=d,
+                    source=self._file("measurement"),
+                )
+        mdf = self.problem.measurement_df
+        col = "datasetId" if "datasetId" in mdf.columns else "observableId"
+        keep = mdf[col].astype(str).isin([str(d) for d in datasets])
+        sub = copy.copy(self.problem)
+        sub.measurement_df = mdf.loc[keep].copy()
+        return PetabProblem(sub, self.network, source=self.source, rtol=self.rtol, atol=self.atol)
+
     # ------------------------------------------------------------------ parameters
 
     @property
