@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/scalebridge demo --out out
 	$(VENV)/bin/scalebridge demo gene-noise --out out/gene-noise
 	$(VENV)/bin/scalebridge demo morphogen --out out/morphogen
+	$(VENV)/bin/scalebridge demo binding --out out/binding
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

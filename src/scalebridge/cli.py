@@ -15,7 +15,8 @@
     scalebridge convert MODEL [--to sbml|antimony] --out FILE
     scalebridge run SCENARIO.yaml [--out DIR]
     scalebridge identifiability MODEL [--output NAME=EXPR ...] [--time-budget S] [--seed N] [--json]
-    scalebridge petab PROBLEM.yaml --llh [--json]
+    scalebridge petab PROBLEM.yaml [--llh] [--fit --starts N] [--fim] [--profile] [--datasets]
+                [--out DIR] [--json]
     scalebridge demo [NAME] [--out DIR]
 
 Conventions
@@ -1006,37 +1007,140 @@ def identifiability_cmd(
 # ==================================================================================================
 # petab
 # ==================================================================================================
-_PETAB_HELP = """Evaluate a PEtab v1 problem (the YAML file that names the SBML model and the
-condition, observable, measurement and parameter tables).
+_PETAB_HELP = """Evaluate, fit and analyse a PEtab v1 problem (the YAML file that names the SBML
+model and the condition, observable, measurement and parameter tables).
 
 --llh prints the log-likelihood (PEtab's convention; the objective is its negative) and chi2
 at the nominal values of the parameter table: conditions with parameter and initial-value
 overrides, observables with normal or Laplace noise on lin, log or log10 scale, numeric and
-parametric overrides, replicates and preequilibration.  Features this version does not support
-(mapping tables, priors, condition-table events, ...) exit with status 2 naming the file and
-element.  Estimation (--fit), profiles and the Fisher information are not built yet.
+parametric overrides, replicates and preequilibration.
+
+--fit runs a multi-start local optimisation (--starts N, in the parameter scales of the table,
+within its bounds; the same --seed gives the same starts and results whatever --workers) and
+reports the best parameters, a table of the starts and, with --out, a waterfall plot.
+--fim gives the Fisher information at the fitted (or nominal) parameters: eigenvalues, rank,
+condition number, the parameter combinations the data cannot see, and Cramer-Rao intervals.
+--profile computes profile likelihoods (confidence intervals where the profile crosses the
+chi2 threshold, flags for unreliable profiles).  --datasets repeats FIM, profiles and the
+structural test for each dataset (datasetId column, else each observable) alone and combined,
+and suggests measurements.  Profiles assume the starting point is an optimum: use them with
+--fit unless the nominal values are already the maximum-likelihood estimate.
+
+Features this version does not support (mapping tables, priors, condition-table events, ...)
+exit with status 2 naming the file and element.
 
 \b
 Examples:
   scalebridge petab problem.yaml --llh
   scalebridge petab problem.yaml --llh --json     # {"llh": ..., "chi2": ...}
+  scalebridge petab problem.yaml --fit --starts 20 --out fit/
+  scalebridge petab problem.yaml --fit --fim --profile --out fit/ --json
+  scalebridge petab problem.yaml --datasets --out scales/
 """
 
 
-@cli.command("petab", help=_PETAB_HELP, short_help="Evaluate a PEtab v1 problem.")
+@cli.command("petab", help=_PETAB_HELP, short_help="Evaluate, fit and analyse a PEtab problem.")
 @click.argument("problem", type=click.Path(dir_okay=False, path_type=str))
 @click.option(
     "--llh", "want_llh", is_flag=True, help="Log-likelihood and chi2 at the nominal parameters."
 )
+@click.option("--fit", "want_fit", is_flag=True, help="Multi-start maximum-likelihood estimation.")
+@click.option(
+    "--starts",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    metavar="N",
+    help="Number of starts for --fit (the nominal point is one of them).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the start points.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="W",
+    help="Parallel starts/profiles on this machine (default: all cores).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Dask scheduler address for the starts, or 'processes' for local processes.",
+)
+@click.option(
+    "--fim", "want_fim", is_flag=True, help="Fisher information and Cramer-Rao intervals."
+)
+@click.option("--profile", "want_profile", is_flag=True, help="Profile likelihoods and their CIs.")
+@click.option(
+    "--datasets",
+    "want_datasets",
+    is_flag=True,
+    help="Practical and structural identifiability per dataset and combined.",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="Confidence level of the intervals.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    metavar="DIR",
+    help="Write tables (CSV), plots (PNG) and results (JSON) into DIR.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def petab_cmd(problem: str, want_llh: bool, as_json: bool) -> None:
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+def petab_cmd(
+    problem: str,
+    want_llh: bool,
+    want_fit: bool,
+    starts: int,
+    seed: int,
+    workers: int | None,
+    scheduler: str | None,
+    want_fim: bool,
+    want_profile: bool,
+    want_datasets: bool,
+    alpha: float,
+    out_dir: str | None,
+    as_json: bool,
+    progress: bool | None,
+) -> None:
     from .infer.petab_problem import format_llh, load_petab
 
-    if not want_llh:
-        raise OptionError("say what to compute: --llh (estimation and profiles are not built yet)")
+    if not (want_llh or want_fit or want_fim or want_profile or want_datasets):
+        raise OptionError(
+            "say what to compute: --llh, --fit, --fim, --profile or --datasets (see --help)"
+        )
     with _where(problem):
-        result = load_petab(problem).evaluate()
-    click.echo(format_llh(result, as_json=as_json))
+        pb = load_petab(problem)
+        if want_llh and not (want_fit or want_fim or want_profile or want_datasets):
+            click.echo(format_llh(pb.evaluate(), as_json=as_json))
+            return
+        from .infer.petab_analysis import run_petab_analysis
+
+        report = run_petab_analysis(
+            pb,
+            llh=want_llh,
+            fit=want_fit,
+            starts=starts,
+            seed=seed,
+            workers=workers,
+            scheduler=scheduler,
+            fim=want_fim,
+            profile=want_profile,
+            datasets=want_datasets,
+            alpha=alpha,
+            out_dir=out_dir,
+            progress=progress,
+        )
+    click.echo(report.to_json() if as_json else report.format())
 
 
 # ==================================================================================================

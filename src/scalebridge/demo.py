@@ -511,10 +511,17 @@ def _run_morphogen(out: Path) -> DemoReport:
     return run_morphogen(out)
 
 
+def _run_binding(out: Path) -> DemoReport:
+    from .scenarios.binding import run_binding
+
+    return run_binding(out)
+
+
 DEMOS: dict[str, DemoFunction] = {
     "gene-feedback": run_gene_feedback,
     "gene-noise": _run_gene_noise,
     "morphogen": _run_morphogen,
+    "binding": _run_binding,
 }
 
 #: One line per demo, for ``scalebridge demo --help``.
@@ -525,4 +532,6 @@ DEMO_DESCRIPTIONS: dict[str, str] = {
     "averages against the number of cells, with N*",
     "morphogen": "a morphogen gradient bottom-up (receptor QSSA law, homogenized D_eff, tissue "
     "PDE, timescales), checked against receptors resolved in every grid cell",
+    "binding": "which data pin down receptor binding: equilibrium vs kinetic, cell-scale readout "
+    "vs a molecular assay (structural test, FIM rank, profiles, suggested measurements)",
 }

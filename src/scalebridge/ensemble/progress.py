@@ -22,8 +22,11 @@ MIN_REMAINING_S = 1.0
 class ProgressBar:
     """A bar of finished runs out of ``total``, created only once it is worth showing."""
 
-    def __init__(self, mode: bool | None, total: int, *, stream: TextIO | None = None):
+    def __init__(
+        self, mode: bool | None, total: int, *, stream: TextIO | None = None, label: str = "runs"
+    ):
         self.total = total
+        self.label = label
         self._stream = stream
         if mode is None:
             stream_ = stream if stream is not None else sys.stderr
@@ -59,7 +62,7 @@ class ProgressBar:
         stream = self._stream if self._stream is not None else sys.stderr
         console = Console(file=stream, stderr=stream is sys.stderr)
         self._progress = Progress(
-            TextColumn("runs"),
+            TextColumn(self.label),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),

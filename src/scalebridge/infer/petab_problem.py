@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelError, UnsupportedFeatureError
-from ..model.expr import Expr, evaluate, symbols
+from ..model.expr import CONSTANT_VALUES, Call, Expr, Num, Sym, evaluate, symbols
 from ..model.network import ReactionNetwork
 from ..model.parse import parse_expr
 from .petab_objective import (
@@ -54,6 +54,16 @@ from .petab_objective import (
 )
 
 SCALES = ("lin", "log", "log10")
+_VEC_UNARY: dict[str, Any] = {
+    "exp": np.exp, "ln": np.log, "log10": np.log10, "sqrt": np.sqrt, "abs": np.abs,
+    "sin": np.sin, "cos": np.cos, "tan": np.tan, "sinh": np.sinh, "cosh": np.cosh,
+    "tanh": np.tanh, "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan,
+    "floor": np.floor, "ceiling": np.ceil,
+}  # fmt: skip
+_VEC_REL: dict[str, Any] = {
+    "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+    "eq": np.equal, "ne": np.not_equal,
+}  # fmt: skip
 _PLACEHOLDER = re.compile(r"^(observable|noise)Parameter(\d+)_(.+)$")
 
 
@@ -111,6 +121,112 @@ def _split_overrides(v: Any) -> list[float | str]:
         except ValueError:
             out.append(p)
     return out
+
+
+def vector_evaluate(
+    e: Expr, env: Mapping[str, Any], n: int, time: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """Value of ``e`` for ``n`` points at once: ``env`` maps symbols to numbers or arrays of
+    ``n`` values, ``time`` is a number or an array.  Same semantics as
+    :func:`scalebridge.model.expr.evaluate` (IEEE arithmetic; booleans are 1.0/0.0); operations
+    without a vectorised form here are evaluated point by point with that reference."""
+
+    def rec(node: Expr) -> Any:
+        if isinstance(node, Num):
+            return node.value
+        if isinstance(node, Sym):
+            try:
+                return env[node.name]
+            except KeyError:
+                raise ModelError(f"unknown symbol '{node.name}'", element=node.name) from None
+        if isinstance(node, Call):
+            op, args = node.op, node.args
+            if op == "time":
+                return time
+            if op in CONSTANT_VALUES:
+                return CONSTANT_VALUES[op]
+            if op == "piecewise":
+                vals = [rec(a) for a in args]
+                out = vals[-1] if len(vals) % 2 == 1 else math.nan
+                # the first true condition wins: apply the pairs from the last to the first
+                for i in reversed(range(0, 2 * (len(vals) // 2), 2)):
+                    out = np.where(np.asarray(vals[i + 1]) != 0.0, vals[i], out)
+                return out
+            if (
+                op in ("add", "mul", "sub", "div", "neg", "pow")
+                or op in _VEC_UNARY
+                or (op in _VEC_REL or op in ("and", "or", "not", "min", "max"))
+            ):
+                v = [rec(a) for a in args]
+                if op == "add":
+                    r = v[0] if v else 0.0
+                    for x in v[1:]:
+                        r = r + x
+                    return r
+                if op == "mul":
+                    r = 1.0
+                    for x in v:
+                        r = r * x
+                    return r
+                if op == "sub":
+                    return np.subtract(v[0], v[1])
+                if op == "div":
+                    return np.divide(v[0], v[1])
+                if op == "neg":
+                    return np.negative(v[0])
+                if op == "pow":
+                    return np.power(np.asarray(v[0], dtype=np.float64), v[1])
+                if op in _VEC_UNARY:
+                    return _VEC_UNARY[op](np.asarray(v[0], dtype=np.float64))
+                if op in _VEC_REL:
+                    return _VEC_REL[op](v[0], v[1]).astype(np.float64)
+                if op == "not":
+                    return (np.asarray(v[0]) == 0.0).astype(np.float64)
+                if op == "and":
+                    return np.logical_and.reduce([np.asarray(x) != 0.0 for x in v] or [True])
+                if op == "or":
+                    return np.logical_or.reduce([np.asarray(x) != 0.0 for x in v] or [False])
+                if op in ("min", "max"):
+                    b = np.broadcast_arrays(*[np.asarray(x, dtype=np.float64) for x in v])
+                    return (np.min if op == "min" else np.max)(np.stack(b), axis=0)
+        # anything else: point by point with the reference evaluator
+        cols = {
+            k: np.broadcast_to(np.asarray(val, dtype=np.float64), (n,)) for k, val in env.items()
+        }
+        tt = np.broadcast_to(np.asarray(time, dtype=np.float64), (n,))
+        return np.array(
+            [
+                evaluate(node, {k: c[i] for k, c in cols.items()}, time=float(tt[i]))
+                for i in range(n)
+            ]
+        )
+
+    with np.errstate(all="ignore"):
+        out = rec(e)
+        return np.broadcast_to(np.asarray(out, dtype=np.float64), (n,)).astype(np.float64)
+
+
+@dataclass
+class _ObservableBlock:
+    """The measurements of one observable within one simulation group."""
+
+    observable: str
+    pos: np.ndarray  # positions within the group's rows
+    rows: np.ndarray  # rows of the measurement table
+    overrides: dict[str, list[float | str]]  # placeholder -> per-row number or parameter id
+
+
+@dataclass
+class _Group:
+    """The measurements simulated together: one (preequilibration, simulation) condition."""
+
+    preeq: str | None
+    condition: str
+    rows: np.ndarray
+    times: np.ndarray
+    grid: np.ndarray  # 0 and the distinct measurement times
+    k: np.ndarray  # index into grid of each row's time
+    blocks: list[_ObservableBlock]
 
 
 @dataclass
@@ -353,45 +469,198 @@ class PetabProblem:
             source=self._file(where),
         )
 
-    def _condition_values(
-        self, cid: str, pars: Mapping[str, float]
-    ) -> tuple[dict[str, float], dict[str, float]]:
-        """(parameter/compartment overrides, species initial values) of a condition."""
+    def _condition_row(self, cid: str) -> list[tuple[str, float | str, bool]]:
+        """(column, number or parameter id, is a species) of each set cell of a condition."""
+        cache: dict[str, list[tuple[str, float | str, bool]]] = self.__dict__.setdefault(
+            "_condition_cache", {}
+        )
+        if cid in cache:
+            return cache[cid]
         cdf = self.problem.condition_df
-        if cid not in cdf.index:
+        if cdf is None or cid not in cdf.index:
             raise ModelError("unknown condition", element=cid, source=self._file("measurement"))
-        row = cdf.loc[cid]
-        params: dict[str, float] = {}
-        species: dict[str, float] = {}
-        for col, v in row.items():
+        out: list[tuple[str, float | str, bool]] = []
+        for col, v in cdf.loc[cid].items():
             col = str(col)
             if col == "conditionName" or _is_missing(v):
                 continue
+            val: float | str
             if isinstance(v, str):
                 try:
                     val = float(v)
                 except ValueError:
-                    val = self._resolve(v.strip(), pars, "condition")
+                    val = v.strip()
             else:
                 val = float(v)
+            if isinstance(val, float) and math.isnan(val):
+                continue
+            out.append((col, val, self.network.kind_of(col) == "species"))
+        cache[cid] = out
+        return out
+
+    def _condition_values(
+        self, cid: str, pars: Mapping[str, float]
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """(parameter/compartment overrides, species initial values) of a condition."""
+        params: dict[str, float] = {}
+        species: dict[str, float] = {}
+        for col, v, is_species in self._condition_row(cid):
+            val = v if isinstance(v, float) else self._resolve(v, pars, "condition")
             if math.isnan(val):
                 continue
-            if self.network.kind_of(col) == "species":
-                species[col] = val
-            else:
-                params[col] = val
+            (species if is_species else params)[col] = val
         return params, species
 
     def _model_parameter_values(self, pars: Mapping[str, float]) -> dict[str, float]:
-        net = self.network
-        ruled = {r.variable for r in net.assignment_rules}
-        return {
-            k: v
-            for k, v in pars.items()
-            if net.kind_of(k) in ("parameter", "compartment", "species") and k not in ruled
-        }
+        keys: frozenset[str] | None = self.__dict__.get("_model_keys")
+        if keys is None:
+            net = self.network
+            ruled = {r.variable for r in net.assignment_rules}
+            keys = frozenset(
+                k
+                for k in self.nominal
+                if net.kind_of(k) in ("parameter", "compartment", "species") and k not in ruled
+            )
+            self._model_keys = keys
+        return {k: v for k, v in pars.items() if k in keys}
 
     # ------------------------------------------------------------------ simulation
+
+    def _output_names(self) -> list[str]:
+        """Model symbols the observables read (simulated and reported per measurement)."""
+        net = self.network
+        return sorted(
+            {
+                n
+                for f, nf, _, _ in self._observables.values()
+                for n in symbols(f) | symbols(nf)
+                if net.kind_of(n) in ("species", "parameter", "compartment")
+            }
+        )
+
+    def _plan(self) -> list[_Group]:
+        """The measurement table grouped by (preequilibration, simulation) condition and by
+        observable, with the overrides of every row; built once per problem."""
+        plan: list[_Group] | None = self.__dict__.get("_plan_cache")
+        if plan is not None:
+            return plan
+        mdf = self.problem.measurement_df.reset_index(drop=True)
+        src = self._file("measurement")
+        pre_col = (
+            mdf["preequilibrationConditionId"]
+            if "preequilibrationConditionId" in mdf.columns
+            else pd.Series(None, index=mdf.index)
+        )
+        keys = [
+            (None if _is_missing(p) else str(p), str(c))
+            for p, c in zip(pre_col, mdf["simulationConditionId"], strict=True)
+        ]
+        rows_of: dict[tuple[str | None, str], list[int]] = {}
+        for i, k in enumerate(keys):
+            rows_of.setdefault(k, []).append(i)
+        times_all = mdf["time"].to_numpy(dtype=np.float64)
+        obs_all = mdf["observableId"].astype(str).to_numpy()
+        ovr_cols = {
+            kind: (list(mdf[f"{kind}Parameters"]) if f"{kind}Parameters" in mdf.columns else None)
+            for kind in ("observable", "noise")
+        }
+        plan = []
+        for (preeq, cid), rows_l in rows_of.items():
+            rows = np.asarray(rows_l, dtype=np.int64)
+            t = times_all[rows]
+            grid = np.unique(t)
+            if grid[0] < 0.0:
+                raise ModelError("negative measurement time", source=src)
+            if grid[0] > 0.0:
+                grid = np.concatenate([[0.0], grid])
+            blocks: list[_ObservableBlock] = []
+            obs = obs_all[rows]
+            for oid in dict.fromkeys(obs.tolist()):
+                if oid not in self._observables:
+                    raise ModelError("unknown observable", element=oid, source=src)
+                f, nf, _, _ = self._observables[oid]
+                used = symbols(f) | symbols(nf)
+                pos = np.nonzero(obs == oid)[0]
+                b_rows = rows[pos]
+                overrides: dict[str, list[float | str]] = {}
+                for kind, col in ovr_cols.items():
+                    if col is None:
+                        continue
+                    per_row = [_split_overrides(col[i]) for i in b_rows]
+                    for n_ovr in range(max((len(r) for r in per_row), default=0)):
+                        name = f"{kind}Parameter{n_ovr + 1}_{oid}"
+                        items: list[float | str] = []
+                        for r in per_row:
+                            if n_ovr >= len(r):
+                                if name in used:
+                                    raise ModelError(
+                                        f"no value for '{name}' in a measurement row",
+                                        element=name,
+                                        source=src,
+                                    )
+                                items.append(math.nan)  # not read by the formulas
+                                continue
+                            v = r[n_ovr]
+                            if isinstance(v, str) and v not in self.nominal:
+                                self._resolve(v, self.nominal, "measurement")  # raises
+                            items.append(v)
+                        overrides[name] = items
+                blocks.append(_ObservableBlock(oid, pos, b_rows, overrides))
+            plan.append(_Group(preeq, cid, rows, t, grid, np.searchsorted(grid, t), blocks))
+        self._plan_cache = plan
+        return plan
+
+    @staticmethod
+    def _override_values(
+        block: _ObservableBlock, pars: Mapping[str, float]
+    ) -> dict[str, np.ndarray]:
+        return {
+            name: np.array([pars[v] if isinstance(v, str) else v for v in items])
+            for name, items in block.overrides.items()
+        }
+
+    def _kernel_for(self, names: Sequence[str]) -> tuple[Any, Any]:
+        """The compiled model and a kernel recording ``names`` (model units), cached."""
+        from ..wellmixed.compiled import compiled
+
+        cache: dict[tuple[str, ...], tuple[Any, Any]] = self.__dict__.setdefault(
+            "_kernel_cache", {}
+        )
+        key = tuple(names)
+        if key not in cache:
+            cm = compiled(self.network)
+            sm = self.network.species_map
+            slots = [
+                cm.slot_of(
+                    n,
+                    ("amount" if sm[n].has_only_substance_units else "concentration")
+                    if n in sm
+                    else None,
+                )
+                for n in names
+            ]
+            cache[key] = (cm, cm.with_records(slots))
+        return cache[key]
+
+    def _preequilibrate(self, preeq: str, pars: Mapping[str, float]) -> dict[str, float]:
+        """Species (and rate-rule variables) at the steady state of condition ``preeq``."""
+        from ..wellmixed.steady import steady_state
+
+        net = self.network
+        base = self._model_parameter_values(pars)
+        p_pre, s_pre = self._condition_values(preeq, pars)
+        carried = [s.id for s in net.species] + [
+            r.variable for r in net.rate_rules if net.kind_of(r.variable) != "species"
+        ]
+        ss = steady_state(
+            net,
+            params={**base, **p_pre, **s_pre},
+            vars=carried,
+            units="model",
+            rtol=self.rtol,
+            atol=self.atol,
+        )
+        return {k: float(v) for k, v in ss.values.items()}
 
     def _simulate_condition(
         self,
@@ -401,108 +670,75 @@ class PetabProblem:
         pars: Mapping[str, float],
         names: Sequence[str],
     ) -> dict[str, np.ndarray]:
-        from ..api import simulate
+        """Trajectories of ``names`` at ``times`` for one (preequilibration, simulation)
+        condition: the compiled model integrated directly (no labelled result is built)."""
+        from ..wellmixed.ode import DEFAULT_SIZE, ODE, integrate
 
-        net = self.network
-        base = self._model_parameter_values(pars)
-        values = dict(base)
+        values = self._model_parameter_values(pars)
         if preeq is not None:
-            from ..wellmixed.steady import steady_state
-
-            p_pre, s_pre = self._condition_values(preeq, pars)
-            pre_vals = {**base, **p_pre, **s_pre}
-            carried = [s.id for s in net.species] + [
-                r.variable for r in net.rate_rules if net.kind_of(r.variable) != "species"
-            ]
-            ss = steady_state(
-                net, params=pre_vals, vars=carried, units="model", rtol=self.rtol, atol=self.atol
-            )
             # Only the state carries over: parameters return to their (simulation) values.
-            values.update(ss.values)
+            values.update(self._preequilibrate(preeq, pars))
         p_sim, s_sim = self._condition_values(cid, pars)
         values.update(p_sim)
         values.update(s_sim)
-        grid = np.unique(np.asarray(times, dtype=np.float64))
+        times = np.asarray(times, dtype=np.float64)
+        grid = np.unique(times)
         if grid[0] > 0.0:
             grid = np.concatenate([[0.0], grid])
         elif grid[0] < 0.0:
             raise ModelError("negative measurement time", source=self._file("measurement"))
-        res = simulate(
-            net,
-            "ode",
-            times=grid,
-            params=values,
-            vars=list(names),
-            units="model",
-            rtol=self.rtol,
-            atol=self.atol,
-        )
+        cm, K = self._kernel_for(names)
+        method = self.__dict__.get("_ode")
+        if method is None:
+            method = self._ode = ODE(rtol=self.rtol, atol=self.atol)
+        y, v = cm.initial(values, float(grid[0]), default_size=DEFAULT_SIZE)
+        out = np.full((grid.size, len(names)), np.nan)
+        integrate(cm, K, y, v, grid, out, method)
         idx = np.searchsorted(grid, times)
-        out = {n: np.asarray(res.data[n].values, dtype=np.float64)[idx] for n in names}
-        return out
+        return {n: out[idx, j] for j, n in enumerate(names)}
 
     def evaluate(self, x: Sequence[float] | np.ndarray | None = None) -> PetabResult:
         """Log-likelihood, chi2 and simulation table at ``x`` (default: nominal values)."""
         pars = self.parameter_values(x)
-        mdf = self.problem.measurement_df.reset_index(drop=True)
-        net = self.network
-        model_syms = {
-            n
-            for f, nf, _, _ in self._observables.values()
-            for n in symbols(f) | symbols(nf)
-            if net.kind_of(n) in ("species", "parameter", "compartment")
-        }
-        names = sorted(model_syms)
-        has_preeq = "preequilibrationConditionId" in mdf.columns
-        sim = np.full(len(mdf), np.nan)
+        mdf = self.problem.measurement_df
+        names = self.__dict__.get("_names")
+        if names is None:
+            names = self._names = self._output_names()
+        n_m = len(mdf)
+        sim = np.full(n_m, np.nan)
+        sigma = np.full(n_m, np.nan)
+        for g in self._plan():
+            traj = (
+                self._simulate_condition(g.preeq, g.condition, g.grid, pars, names) if names else {}
+            )
+            p_sim, _ = self._condition_values(g.condition, pars)
+            base: dict[str, Any] = dict(pars)
+            base.update(p_sim)
+            for b in g.blocks:
+                f, nf, _, _ = self._observables[b.observable]
+                k = g.k[b.pos]
+                env = dict(base)
+                for n in names:
+                    env[n] = traj[n][k]
+                env.update(self._override_values(b, pars))
+                t = g.times[b.pos]
+                y = vector_evaluate(f, env, len(k), t)
+                env[b.observable] = y
+                sim[b.rows] = y
+                sigma[b.rows] = vector_evaluate(nf, env, len(k), t)
         llh = 0.0
         chi2 = 0.0
-        pre_col = (
-            mdf["preequilibrationConditionId"] if has_preeq else pd.Series(None, index=mdf.index)
-        )
-        keys = [
-            (None if _is_missing(p) else str(p), str(c))
-            for p, c in zip(pre_col, mdf["simulationConditionId"], strict=True)
-        ]
-        groups: dict[tuple[str | None, str], list[int]] = {}
-        for i, k in enumerate(keys):
-            groups.setdefault(k, []).append(i)
-        times_all = mdf["time"].to_numpy(dtype=np.float64)
-        sigma = np.full(len(mdf), np.nan)
-        for (preeq, cid), rows in groups.items():
-            t = times_all[rows]
-            traj = self._simulate_condition(preeq, cid, t, pars, names) if names else {}
-            p_sim, _ = self._condition_values(cid, pars)
-            for j, i in enumerate(rows):
-                row = mdf.iloc[i]
-                oid = str(row["observableId"])
-                if oid not in self._observables:
-                    raise ModelError(
-                        "unknown observable", element=oid, source=self._file("measurement")
-                    )
-                f, nf, _, _ = self._observables[oid]
-                env: dict[str, float] = dict(pars)
-                env.update(p_sim)
-                for n in names:
-                    env[n] = float(traj[n][j])
-                for kind in ("observable", "noise"):
-                    col = f"{kind}Parameters"
-                    ovr = _split_overrides(row[col]) if col in mdf.columns else []
-                    for n_ovr, v in enumerate(ovr, start=1):
-                        env[f"{kind}Parameter{n_ovr}_{oid}"] = self._resolve(v, pars, "measurement")
-                y = evaluate(f, env, time=float(t[j]))
-                env[oid] = y
-                sim[i] = y
-                sigma[i] = evaluate(nf, env, time=float(t[j]))
         meas = mdf["measurement"].to_numpy(dtype=np.float64)
-        obs_ids = mdf["observableId"].astype(str).to_numpy()
+        obs_ids = self.__dict__.get("_obs_ids")
+        if obs_ids is None:
+            obs_ids = self._obs_ids = mdf["observableId"].astype(str).to_numpy()
         for oid, (_, _, scale, dist) in self._observables.items():
             sel = obs_ids == oid
             if not np.any(sel):
                 continue
             llh += float(np.sum(log_likelihood_terms(meas[sel], sim[sel], sigma[sel], scale, dist)))
             chi2 += float(np.sum(chi2_terms(meas[sel], sim[sel], sigma[sel], scale)))
-        sim_df = mdf.rename(columns={"measurement": "simulation"}).copy()
+        sim_df = mdf.reset_index(drop=True).rename(columns={"measurement": "simulation"})
         sim_df["simulation"] = sim
         return PetabResult(llh=llh, chi2=chi2, simulations=sim_df)
 

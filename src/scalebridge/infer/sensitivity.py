@@ -114,7 +114,10 @@ class SensitivityModel:
             for p in self.parameters
         }
         self._names = self._augmented_names()
+        self._defaults: dict[str, float] | None = None
         self.augmented = self._augmented_network()
+        self._init_cache: dict[frozenset[str], tuple[list[Expr], list[tuple[int, int, Expr]]]] = {}
+        self._runner: _Runner | None = None
 
     # ------------------------------------------------------------------ building
 
@@ -245,6 +248,11 @@ class SensitivityModel:
 
     def _constant_defaults(self) -> dict[str, float]:
         """Every non-state symbol the right-hand sides may read, with its declared value."""
+        if self._defaults is None:
+            self._defaults = self._compute_defaults()
+        return dict(self._defaults)
+
+    def _compute_defaults(self) -> dict[str, float]:
         net = self.network
         out: dict[str, float] = {}
         for c in net.compartments:
@@ -311,16 +319,29 @@ class SensitivityModel:
 
     def initial_values(self, values: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """``x0`` and ``S0 = dx0/dp`` at the given values."""
-        env = self._env(values)
-        x0e = self.initial_expressions(values)
-        init_env = dict(env)
-        x0 = np.array([evaluate(x0e[x], init_env, time=0.0) for x in self.states])
+        return self._initial(self._env(values), values)
+
+    def _initial(
+        self, env: Mapping[str, float], values: Mapping[str, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        # The expressions depend only on which symbols are given, not on their values.
+        key = frozenset(k for k in values if k in self.network.initial_assignment_map)
+        cached = self._init_cache.get(key)
+        if cached is None:
+            x0e = self.initial_expressions(values)
+            exprs = [x0e[x] for x in self.states]
+            ds0 = [
+                (i, j, d)
+                for i, x in enumerate(self.states)
+                for j, p in enumerate(self.parameters)
+                if (d := diff(x0e[x], p)) != ZERO
+            ]
+            cached = self._init_cache[key] = (exprs, ds0)
+        exprs, ds0 = cached
+        x0 = np.array([evaluate(e, env, time=0.0) for e in exprs])
         s0 = np.zeros((len(self.states), len(self.parameters)))
-        for i, x in enumerate(self.states):
-            for j, p in enumerate(self.parameters):
-                d = diff(x0e[x], p)
-                if d != ZERO:
-                    s0[i, j] = evaluate(d, init_env, time=0.0)
+        for i, j, d in ds0:
+            s0[i, j] = evaluate(d, env, time=0.0)
         return x0, s0
 
     # ------------------------------------------------------------------ solving
@@ -332,40 +353,98 @@ class SensitivityModel:
         *,
         rtol: float = 1e-8,
         atol: float = 1e-10,
+        s0: np.ndarray | None = None,
     ) -> SensitivityResult:
         """States and sensitivities at ``times`` (starting at the first time, which is the
-        initial time of ``x0``), for parameter/initial values ``values``."""
-        from ..api import simulate
+        initial time of ``x0``), for parameter/initial values ``values``.
 
+        ``s0`` (states x parameters) replaces the initial sensitivities ``dx0/dp`` (for a
+        start from a preequilibrated state).  Error control: ``rtol`` and ``atol`` on the
+        states; on the sensitivities to ``p_j``, ``rtol`` and ``atol / |p_j|`` (``atol`` when
+        ``p_j = 0``), so that the scaled sensitivities ``p_j dx/dp_j`` are controlled like the
+        states (the choice of CVODES).
+        """
         values = dict(values or {})
         env = self._env(values)
-        x0, s0 = self.initial_values(values)
-        params = {k: v for k, v in env.items() if k in self.augmented.parameter_map}
-        for i, x in enumerate(self.states):
-            params[x] = float(x0[i])
-            for j, p in enumerate(self.parameters):
-                params[self._names[(x, p)]] = float(s0[i, j])
+        x0, s_init = self._initial(env, values)
+        if s0 is not None:
+            s_init = np.asarray(s0, dtype=np.float64).reshape(s_init.shape)
+        if self._runner is None:
+            self._runner = _Runner(self)
         grid = np.asarray(times, dtype=np.float64)
-        res = simulate(
-            self.augmented,
-            "ode",
-            times=grid,
-            t0=float(grid[0]),
-            params=params,
-            vars=[*self.states, *self._names.values()],
-            units="model",
-            rtol=rtol,
-            atol=atol,
-        )
-        data = res.data
-        xs = np.stack([np.asarray(data[n].values, dtype=np.float64) for n in self.states], axis=1)
-        s = np.zeros((len(grid), len(self.states), len(self.parameters)))
-        for i, xi in enumerate(self.states):
-            for j, p in enumerate(self.parameters):
-                s[:, i, j] = np.asarray(data[self._names[(xi, p)]].values, dtype=np.float64)
+        pvals = np.array([abs(env.get(p, 0.0)) for p in self.parameters])
+        xs, s = self._runner.run(env, x0, s_init, grid, rtol, atol, pvals)
         return SensitivityResult(
             times=grid, states=list(self.states), parameters=list(self.parameters), x=xs, s=s
         )
+
+
+class _Runner:
+    """The compiled augmented network, with its slot maps, for repeated direct integration
+    (no labelled result is built: one gradient needs one run per condition)."""
+
+    def __init__(self, model: SensitivityModel):
+        from ..wellmixed.compiled import compiled
+
+        self.model = model
+        aug = model.augmented
+        self.cm = compiled(aug)
+        cm = self.cm
+        n, m = len(model.states), len(model.parameters)
+        order = [
+            *model.states,
+            *(model._names[(x, p)] for x in model.states for p in model.parameters),
+        ]
+        if cm.state_keys != order:  # the compiler keeps the rate rules' order
+            raise AssertionError("unexpected state order of the augmented network")
+        self.n, self.m = n, m
+        self.K = cm.with_records([cm.slots[k] for k in order])
+        self.y, self.v = cm.initial({}, 0.0, default_size=1.0)
+        self.fixed = [(k, cm.slots[k]) for k in cm.fixed_keys]
+        self.state_slots = np.array([cm.slots[k] for k in order], dtype=np.int64)
+
+    def run(
+        self,
+        env: Mapping[str, float],
+        x0: np.ndarray,
+        s0: np.ndarray,
+        grid: np.ndarray,
+        rtol: float,
+        atol: float,
+        pvals: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        from ..errors import SolverError
+        from ..wellmixed.bdf import solve as bdf_solve
+
+        cm, K, n, m = self.cm, self.K, self.n, self.m
+        v = self.v.copy()
+        for k, slot in self.fixed:
+            if k in env:
+                v[slot] = env[k]
+        y = np.concatenate([x0, s0.reshape(-1)])
+        v[self.state_slots] = y
+        v[0] = float(grid[0])
+        a = np.empty(n * (1 + m))
+        a[:n] = atol
+        with np.errstate(divide="ignore"):
+            a_s = np.where(pvals > 0.0, atol / pvals, atol)
+        a[n:] = np.tile(a_s, n)
+        out = np.full((grid.size, n * (1 + m)), np.nan)
+        ws = cm.take("sens/bdf")
+        res = bdf_solve(
+            K, float(grid[0]), y, float(grid[-1]), grid, 1, out, v, rtol=rtol, atol=a,
+            max_steps=500_000, workspace=ws,
+        )  # fmt: skip
+        cm.give("sens/bdf", res.workspace)
+        if not res.ok:
+            res.raise_for_status(cm.state_names)
+        out[0] = y
+        if res.i_out < grid.size:  # the final time itself
+            out[res.i_out :] = res.y
+        if not np.all(np.isfinite(out)):
+            raise SolverError("sensitivities became NaN or infinite")
+        xs = out[:, :n]
+        return xs, out[:, n:].reshape(grid.size, n, m)
 
 
 def forward_sensitivities(
