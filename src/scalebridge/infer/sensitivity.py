@@ -52,7 +52,7 @@ from ..model.expr import (
     symbols,
     uses_op,
 )
-from ..model.network import Parameter, RateRule, ReactionNetwork
+from ..model.network import AssignmentRule, Parameter, RateRule, ReactionNetwork
 from ..model.rates import stoichiometry_terms
 
 __all__ = ["SensitivityModel", "SensitivityResult", "forward_sensitivities"]
@@ -231,19 +231,41 @@ class SensitivityModel:
         for x in self.states:
             params.append(Parameter(id=x, value=0.0, constant=False))
             rules.append(RateRule(variable=x, math=self.rhs[x]))
+        # Each Jacobian entry becomes an assignment rule, evaluated once per right-hand side
+        # instead of once per parameter column of S.
+        taken = {q.id for q in params} | set(self._names.values())
+        jsym: dict[tuple[str, str], Expr] = {}
+        arules: list[AssignmentRule] = []
+        for i, x in enumerate(self.states):
+            for k_i, k in enumerate(self.states):
+                jk = self.jac[(x, k)]
+                if jk == ZERO:
+                    continue
+                if isinstance(jk, Num | Sym):
+                    jsym[(x, k)] = jk
+                    continue
+                name = f"jac_{i}_{k_i}"
+                while name in taken:
+                    name = "_" + name
+                taken.add(name)
+                params.append(Parameter(id=name, value=0.0, constant=False))
+                arules.append(AssignmentRule(variable=name, math=jk))
+                jsym[(x, k)] = Sym(name)
         for x in self.states:
             for p in self.parameters:
                 terms = [self.dfdp[(x, p)]]
                 for k in self.states:
-                    jk = self.jac[(x, k)]
-                    if jk != ZERO:
-                        terms.append(mul(jk, Sym(self._names[(k, p)])))
+                    if (x, k) in jsym:
+                        terms.append(mul(jsym[(x, k)], Sym(self._names[(k, p)])))
                 sname = self._names[(x, p)]
                 params.append(Parameter(id=sname, value=0.0, constant=False))
                 rules.append(RateRule(variable=sname, math=fold(add(*terms))))
         del states
         return ReactionNetwork(
-            id=f"{net.id}_sensitivities", parameters=tuple(params), rate_rules=tuple(rules)
+            id=f"{net.id}_sensitivities",
+            parameters=tuple(params),
+            rate_rules=tuple(rules),
+            assignment_rules=tuple(arules),
         )
 
     def _constant_defaults(self) -> dict[str, float]:
