@@ -41,6 +41,7 @@ bench: $(BENCH_STAMP)
 	$(PY) benchmarks/ssa.py
 	$(PY) benchmarks/hybrid.py
 	$(PY) benchmarks/diffusion.py
+	$(PY) benchmarks/petab.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

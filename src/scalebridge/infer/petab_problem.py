@@ -236,7 +236,21 @@ class PetabResult:
 
     llh: float
     chi2: float
-    simulations: pd.DataFrame = field(repr=False)
+    simulation: np.ndarray = field(repr=False)
+    measurement_table: pd.DataFrame = field(repr=False)
+
+    @property
+    def simulations(self) -> pd.DataFrame:
+        """The measurement table with ``measurement`` replaced by ``simulation`` (built on
+        first use: an optimizer needs only ``llh``)."""
+        cached = self.__dict__.get("_simulations")
+        if cached is None:
+            cached = self.measurement_table.reset_index(drop=True).rename(
+                columns={"measurement": "simulation"}
+            )
+            cached["simulation"] = self.simulation
+            self.__dict__["_simulations"] = cached
+        return cached
 
     @property
     def nllh(self) -> float:
@@ -738,9 +752,7 @@ class PetabProblem:
                 continue
             llh += float(np.sum(log_likelihood_terms(meas[sel], sim[sel], sigma[sel], scale, dist)))
             chi2 += float(np.sum(chi2_terms(meas[sel], sim[sel], sigma[sel], scale)))
-        sim_df = mdf.reset_index(drop=True).rename(columns={"measurement": "simulation"})
-        sim_df["simulation"] = sim
-        return PetabResult(llh=llh, chi2=chi2, simulations=sim_df)
+        return PetabResult(llh=llh, chi2=chi2, simulation=sim, measurement_table=mdf)
 
 
 def load_petab(path: str | os.PathLike[str], **kwargs: Any) -> PetabProblem:
