@@ -223,6 +223,23 @@ def test_same_seed_same_numbers_for_any_worker_count(tmp_path: Path):
     assert not np.array_equal(other.starts[0].x0, one.starts[0].x0)
 
 
+def test_dask_cluster_gives_the_serial_result(tmp_path: Path):
+    from distributed import LocalCluster
+
+    rng = np.random.default_rng(4)
+    pb = decay_problem(tmp_path, decay_truth() + 0.05 * rng.standard_normal(TIMES.size))
+    one = fit(pb, starts=3, seed=7, workers=1)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp",
+        dashboard_address=None,
+    ) as cluster:  # fmt: skip
+        dask = fit(pb, starts=3, seed=7, scheduler=cluster.scheduler_address)
+    assert dask.stats["backend"] == "dask"
+    for s1, s2 in zip(one.starts, dask.starts, strict=True):
+        np.testing.assert_array_equal(s1.x, s2.x)
+        assert s1.nllh == s2.nllh
+
+
 def test_latin_hypercube_has_one_point_per_stratum():
     lo, hi = np.array([-1.0, 0.0]), np.array([1.0, 10.0])
     pts = latin_hypercube(lo, hi, 8, seed=3)

@@ -119,7 +119,12 @@ class CompiledModel:
         Each taken object serves one run at a time; :meth:`give` returns it to the pool.
         """
         items = self._pool.get(kind)
-        return items.pop() if items else None
+        if not items:
+            return None
+        try:  # another thread may have taken the last one since the check
+            return items.pop()
+        except IndexError:
+            return None
 
     def give(self, kind: str, item: Any) -> None:
         self._pool.setdefault(kind, []).append(item)

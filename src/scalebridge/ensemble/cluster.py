@@ -101,7 +101,52 @@ def _connect(scheduler: Any) -> tuple[Any, bool, str]:
     return client, True, address
 
 
-class DaskBackend:
+class DaskClientBase:
+    """What every Dask backend shares: the client (connected, or a local process cluster that
+    it owns), waiting for the first finished task, cancelling, closing and describing."""
+
+    _cluster: Any
+    client: Any
+    _own: bool
+    address: str
+    workers: int | None
+
+    def _open(self, scheduler: Any, workers: int | None) -> None:
+        self._cluster = None
+        if scheduler == PROCESSES:
+            self._cluster, self.client = _local_processes(workers)
+            self._own, self.address = True, PROCESSES
+        else:
+            self.client, self._own, self.address = _connect(scheduler)
+
+    def wait(self, handles: set[Any], timeout: float) -> set[Any]:
+        from distributed import wait
+
+        try:
+            with self.client.as_current():  # wait() uses the current client, not ours otherwise
+                wait(list(handles), timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            pass
+        return {h for h in handles if h.done()}
+
+    def cancel(self, handles: set[Any]) -> set[Any]:
+        """Cancel every task not finished yet (the cluster stops them); nothing to wait for."""
+        pending = [h for h in handles if not h.done()]
+        if pending:
+            self.client.cancel(pending)
+        return set()
+
+    def _close_client(self) -> None:
+        if self._own:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"workers": self.workers, "scheduler": self.address, "backend": "dask"}
+
+
+class DaskBackend(DaskClientBase):
     """Chunks as tasks on a Dask cluster; results are copied into ``out`` as they arrive."""
 
     target_seconds = 1.0  # per chunk: amortises task and transfer overheads
@@ -116,13 +161,9 @@ class DaskBackend:
         workers: int | None,
         token: str,
     ):
-        self._cluster: Any = None
+        self._open(scheduler, workers)
         if scheduler == PROCESSES:
-            self._cluster, self.client = _local_processes(workers)
-            self._own, self.address = True, PROCESSES
             workers = None  # it was the number of processes
-        else:
-            self.client, self._own, self.address = _connect(scheduler)
         try:
             threads = sum(self.client.nthreads().values())
             if threads == 0:
@@ -152,39 +193,13 @@ class DaskBackend:
             key=f"scalebridge-chunk-{self.token}-{start}-{stop}", pure=False,
         )  # fmt: skip
 
-    def wait(self, handles: set[Any], timeout: float) -> set[Any]:
-        from distributed import wait
-
-        try:
-            with self.client.as_current():  # wait() uses the current client, not ours otherwise
-                wait(list(handles), timeout=timeout, return_when="FIRST_COMPLETED")
-        except TimeoutError:
-            pass
-        return {h for h in handles if h.done()}
-
     def result(self, handle: Any, start: int, stop: int) -> tuple[dict[str, Any], float]:
         rows, stats, seconds = handle.result()
         self.out[start:stop] = rows
         return stats, seconds
-
-    def cancel(self, handles: set[Any]) -> set[Any]:
-        """Cancel every chunk not finished yet (the cluster stops them); nothing to wait for."""
-        pending = [h for h in handles if not h.done()]
-        if pending:
-            self.client.cancel(pending)
-        return set()
 
     def close(self, wait: bool) -> None:
         try:
             self._work.release()
         finally:
             self._close_client()
-
-    def _close_client(self) -> None:
-        if self._own:
-            self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()
-
-    def describe(self) -> dict[str, Any]:
-        return {"workers": self.workers, "scheduler": self.address, "backend": "dask"}

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OptionError
+from .cluster import DaskClientBase
 from .core import EnsembleInterrupted
 from .local import default_workers
 from .progress import ProgressBar
@@ -162,19 +163,12 @@ class _Pool:
         return {"workers": self.workers, "scheduler": None, "backend": self.kind}
 
 
-class _Dask:
+class _Dask(DaskClientBase):
     """Tasks on a Dask cluster; the context is scattered once to every worker."""
 
     def __init__(self, scheduler: Any, workers: int | None, token: str, prepare: Any, context: Any,
                  fn: Any):  # fmt: skip
-        from .cluster import PROCESSES, _connect, _local_processes
-
-        self._cluster: Any = None
-        if scheduler == PROCESSES:
-            self._cluster, self.client = _local_processes(workers)
-            self._own, self.address = True, PROCESSES
-        else:
-            self.client, self._own, self.address = _connect(scheduler)
+        self._open(scheduler, workers)
         try:
             self.client.wait_for_workers(1, timeout=20.0)
             self.workers = sum(self.client.nthreads().values())
@@ -192,36 +186,11 @@ class _Dask:
             key=f"scalebridge-task-{self._token}-{self._count}", pure=False,
         )  # fmt: skip
 
-    def wait(self, handles: set[Any], timeout: float) -> set[Any]:
-        from distributed import wait
-
-        try:
-            with self.client.as_current():
-                wait(list(handles), timeout=timeout, return_when="FIRST_COMPLETED")
-        except TimeoutError:
-            pass
-        return {h for h in handles if h.done()}
-
-    def cancel(self, handles: set[Any]) -> set[Any]:
-        pending = [h for h in handles if not h.done()]
-        if pending:
-            self.client.cancel(pending)
-        return set()
-
     def close(self, wait: bool) -> None:
         try:
             self._context.release()
         finally:
             self._close_client()
-
-    def _close_client(self) -> None:
-        if self._own:
-            self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()
-
-    def describe(self) -> dict[str, Any]:
-        return {"workers": self.workers, "scheduler": self.address, "backend": "dask"}
 
 
 def _check_workers(workers: int | None) -> int | None:

@@ -197,7 +197,10 @@ class _Context:
     max_nfev: int | None
 
 
-def _prepare(ctx: _Context) -> tuple[CachedObjective, _Context]:
+def _prepare(ctx: _Context) -> tuple[PetabGradient, _Context]:
+    """Per worker: the objective (shared by every task the worker runs, possibly at the same
+    time on threads); each task wraps it in its own :class:`CachedObjective`, whose cache and
+    best-point record are per task."""
     if ctx.objective is not None:
         grad = ctx.objective
     else:
@@ -208,13 +211,14 @@ def _prepare(ctx: _Context) -> tuple[CachedObjective, _Context]:
             assert ctx.source is not None
             pb = load_petab(ctx.source, rtol=ctx.rtol, atol=ctx.atol)
         grad = PetabGradient(pb)
-    return CachedObjective(grad), ctx
+    return grad, ctx
 
 
 def _run_start(
-    state: tuple[CachedObjective, _Context], task: tuple[int, np.ndarray]
+    state: tuple[PetabGradient, _Context], task: tuple[int, np.ndarray]
 ) -> StartResult:
-    obj, ctx = state
+    grad, ctx = state
+    obj = CachedObjective(grad)
     index, x0 = task
     r = local_fit(obj, x0, ctx.lower, ctx.upper, optimizer=ctx.optimizer, max_nfev=ctx.max_nfev)
     return StartResult(index=index, x0=np.asarray(x0, dtype=np.float64), x=r.x, nllh=r.nllh,

@@ -217,9 +217,10 @@ class _Branch:
     max_steps: int
 
 
-def _branch(state: tuple[CachedObjective, Any], task: _Branch) -> dict[str, Any]:
+def _branch(state: tuple[PetabGradient, Any], task: _Branch) -> dict[str, Any]:
     """Trace one half of a profile (module docstring); returns its points and how it ended."""
-    obj, ctx = state
+    grad, ctx = state
+    obj = CachedObjective(grad)  # per task: tasks on threads share the prepared state
     lower, upper, optimizer = ctx.lower, ctx.upper, ctx.optimizer
     i, d = task.index, task.direction
     free = np.ones(task.x_opt.size, dtype=bool)
