@@ -214,9 +214,7 @@ def _prepare(ctx: _Context) -> tuple[PetabGradient, _Context]:
     return grad, ctx
 
 
-def _run_start(
-    state: tuple[PetabGradient, _Context], task: tuple[int, np.ndarray]
-) -> StartResult:
+def _run_start(state: tuple[PetabGradient, _Context], task: tuple[int, np.ndarray]) -> StartResult:
     grad, ctx = state
     obj = CachedObjective(grad)
     index, x0 = task
